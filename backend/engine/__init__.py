@@ -1,0 +1,1 @@
+"""Pure tensor engine: skeleton, rotations, kinematics, SDE, network, samplers, regulariser."""

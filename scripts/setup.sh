@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the backend virtual environment .venv/ at the repo root.
+#   bash scripts/setup.sh            backend + test dependencies in .venv/
+#   bash scripts/setup.sh blender    also .venv-bpy-4.2/ and .venv-bpy-5.0/ (bpy wheels + pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+stamp_ok() { [ -f "$1/.dposer-stamp" ] && [ "$(cat "$1/.dposer-stamp")" = "$2" ]; }
+
+make_venv() {  # make_venv DIR STAMP PIP_ARGS...
+  local dir=$1 stamp=$2; shift 2
+  if stamp_ok "$dir" "$stamp"; then echo "[setup] reusing $dir"; return; fi
+  echo "[setup] creating $dir"
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+  echo "$stamp" > "$dir/.dposer-stamp"
+}
+
+req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
+make_venv .venv "$req_hash" -r requirements/test.txt
+
+if [ "${1:-}" = "blender" ]; then
+  make_venv .venv-bpy-4.2 "bpy-4.2-$req_hash" "bpy==4.2.*" pytest==9.2.0
+  make_venv .venv-bpy-5.0 "bpy-5.0.1-$req_hash" "bpy==5.0.1" pytest==9.2.0
+fi
