@@ -82,6 +82,8 @@ class _SafeUnpickler(pickle.Unpickler):
         if module in ("__builtin__", "builtins") and name in ("object", "set", "frozenset", "slice", "complex",
                                                               "list", "dict", "tuple"):
             return super().find_class("builtins", name)
+        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
+            return super().find_class(module, name)
         if module == "collections" and name == "OrderedDict":
             return super().find_class(module, name)
         return _stub_class(module, name)

@@ -1,0 +1,127 @@
+"""Shared fixtures for the engine tests: an analytic Gaussian eps-model and a synthetic SMPL file."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.engine.sde import SubVPSDE
+from backend.engine.skeleton import smpl_skeleton
+
+
+class GaussianEps:
+    """Exact eps(x, t) for data ~ N(mu, Sigma) under the sub-VP SDE:
+    x_t ~ N(alpha mu, C_t), C_t = alpha^2 Sigma + sigma^2 I, score = -C_t^{-1}(x - alpha mu),
+    eps = -sigma * score. Records every t it is called with (must be (B,))."""
+
+    def __init__(self, sde: SubVPSDE, mu: torch.Tensor, cov: torch.Tensor) -> None:
+        self.sde, self.mu, self.cov = sde, mu.double(), cov.double()
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        assert isinstance(t, torch.Tensor) and t.shape == (x.shape[0],), t
+        self.calls += 1
+        xd, td = x.double(), t.double()
+        a, s = self.sde.alpha(td), self.sde.sigma(td)
+        D = x.shape[1]
+        C = a[:, None, None] ** 2 * self.cov + s[:, None, None] ** 2 * torch.eye(D, dtype=torch.float64)
+        r = xd - a[:, None] * self.mu
+        eps = s[:, None] * torch.linalg.solve(C, r[..., None])[..., 0]
+        return eps.to(x.dtype)
+
+
+@pytest.fixture
+def sde() -> SubVPSDE:
+    return SubVPSDE()
+
+
+@pytest.fixture
+def gaussian(sde: SubVPSDE) -> GaussianEps:
+    mu = torch.tensor([0.5, -1.0, 0.25])
+    L = torch.tensor([[0.6, 0.0, 0.0], [0.3, 0.4, 0.0], [-0.2, 0.1, 0.5]])
+    return GaussianEps(sde, mu, L @ L.T)
+
+
+# ---- synthetic SMPL model ----------------------------------------------------------------------
+TETRA = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=np.float64) * 0.02
+
+
+def synthetic_smpl_arrays() -> dict[str, np.ndarray]:
+    """An SMPL-format model whose rest joints are the built-in skeleton's: a small tetrahedron
+    (centred on its joint, rigidly skinned to it) per joint; J_regressor averages each tetrahedron,
+    which reproduces the joints exactly; zero shape and pose blend shapes."""
+    skel = smpl_skeleton()
+    J = skel.num_joints
+    v = (skel.rest_joints[:, None, :] + TETRA[None]).reshape(-1, 3)  # (4J, 3)
+    V = v.shape[0]
+    jreg = np.zeros((J, V))
+    weights = np.zeros((V, J))
+    faces = []
+    for j in range(J):
+        jreg[j, 4 * j: 4 * j + 4] = 0.25
+        weights[4 * j: 4 * j + 4, j] = 1.0
+        b = 4 * j
+        faces += [[b, b + 1, b + 2], [b, b + 3, b + 1], [b, b + 2, b + 3], [b + 1, b + 3, b + 2]]
+    kin = np.stack([np.array(skel.parents, dtype=np.int64), np.arange(J)])
+    kin[0, 0] = 4294967295
+    return {"v_template": v, "shapedirs": np.zeros((V, 3, 10)), "posedirs": np.zeros((V, 3, 9 * (J - 1))),
+            "J_regressor": jreg, "weights": weights, "kintree_table": kin, "f": np.asarray(faces, dtype=np.uint32)}
+
+
+def write_chumpy_style_pkl(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Pickles like the original SMPL files: protocol 2, ``chumpy.ch.Ch`` objects holding the dense
+    arrays in ``.x`` and a ``scipy.sparse`` csc J_regressor; a fake ``chumpy`` module is registered
+    only while pickling, so reading must work without chumpy."""
+    import scipy.sparse
+
+    ch_mod = types.ModuleType("chumpy.ch")
+
+    class Ch:  # noqa: D401 - stand-in for chumpy.ch.Ch
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    ch_mod.Ch = Ch
+    pkg = types.ModuleType("chumpy")
+    pkg.ch = ch_mod
+    old = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules["chumpy"], sys.modules["chumpy.ch"] = pkg, ch_mod
+    try:
+        def ch(a: np.ndarray) -> Ch:
+            o = Ch()
+            o.__dict__.update({"x": a, "_dirty_vars": set(), "_itr": None})
+            return o
+
+        d = {k: ch(arrays[k]) for k in ("v_template", "shapedirs", "posedirs")}
+        d["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
+        d["weights"] = ch(arrays["weights"])
+        d["kintree_table"] = arrays["kintree_table"]
+        d["f"] = arrays["f"]
+        d["J"] = ch(arrays["J_regressor"] @ arrays["v_template"])
+        d["bs_style"] = "lbs"
+        d["bs_type"] = "lrotmin"
+        with open(path, "wb") as fh:
+            pickle.dump(d, fh, protocol=2)
+    finally:
+        for k, m in old.items():
+            if m is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = m
+
+
+@pytest.fixture(scope="session")
+def smpl_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"npz", "pkl" (plain numpy pickle), "chumpy_pkl"} paths of the synthetic model."""
+    d = tmp_path_factory.mktemp("smpl")
+    arrays = synthetic_smpl_arrays()
+    np.savez(d / "model.npz", **arrays)
+    with open(d / "model_plain.pkl", "wb") as fh:
+        pickle.dump(arrays, fh, protocol=2)
+    write_chumpy_style_pkl(d / "model_chumpy.pkl", arrays)
+    return {"npz": d / "model.npz", "pkl": d / "model_plain.pkl", "chumpy_pkl": d / "model_chumpy.pkl"}
