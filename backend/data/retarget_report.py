@@ -1,0 +1,175 @@
+"""Retarget quality report: ``python -m backend.data.retarget_report [--mocap DIR | FILES...] [--png OUT]``.
+
+For every mapped SMPL bone (joint -> child) it measures the angle between the bone's world direction
+in SMPL FK of the retargeted pose and the world direction of the matching source bone (source FK,
+moved into SMPL axes), averaged over all frames; printed per bone and per group (legs, arms, spine,
+neck). It also renders a side-by-side plot of source and SMPL skeletons for a few frames to a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .bvh import BVHMotion, read_bvh
+from .retarget import (SMPL_NAMES, _plan, detect_family, get_family, retarget_bvh, smpl_fk_np,
+                       source_bone_directions)
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "legs": ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"),
+    "arms": ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+             "left_collar", "right_collar"),
+    "spine": ("spine1", "spine2", "spine3"),
+    "neck": ("neck",),
+}
+TARGET_DEG = {"legs": 5.0, "arms": 5.0, "spine": 10.0, "neck": 10.0}
+
+
+def bone_angle_errors(motion: BVHMotion, family: str | None = None) -> tuple[dict[str, float], int]:
+    """Mean angle (degrees) per mapped SMPL bone between SMPL and source world bone directions.
+
+    Returns ({smpl_joint_name: mean_deg}, number of frames compared).
+    """
+    sm = retarget_bvh(motion, family=family, fps=None)
+    d_src, pairs, names = source_bone_directions(motion, family=family)
+    P, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    d = P[:, pairs[:, 1]] - P[:, pairs[:, 0]]
+    d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
+    cos = np.clip(np.sum(d * d_src, axis=-1), -1.0, 1.0)
+    ang = np.degrees(np.arccos(cos))  # (T,K)
+    return {n: float(a) for n, a in zip(names, ang.mean(0))}, int(ang.shape[0])
+
+
+def group_errors(per_bone: dict[str, float]) -> dict[str, float]:
+    """Mean over the bones of each group present in ``per_bone``."""
+    out = {}
+    for g, members in GROUPS.items():
+        vals = [per_bone[m] for m in members if m in per_bone]
+        if vals:
+            out[g] = float(np.mean(vals))
+    return out
+
+
+def report(files: list[Path], max_files_per_family: int | None = None) -> dict[str, dict[str, float]]:
+    """Frame-weighted mean bone errors per family over ``files``. Returns {family: {bone|group: deg}}."""
+    acc: dict[str, dict[str, list[float]]] = {}
+    counts: dict[str, int] = {}
+    for f in files:
+        m = read_bvh(f)
+        fam = detect_family(m.names).name
+        if max_files_per_family is not None and counts.get(fam, 0) >= max_files_per_family:
+            continue
+        counts[fam] = counts.get(fam, 0) + 1
+        per, n = bone_angle_errors(m, fam)
+        a = acc.setdefault(fam, {})
+        for k, v in per.items():
+            a.setdefault(k, []).append(v * n)
+        a.setdefault("__n", []).append(n)
+    out = {}
+    for fam, a in acc.items():
+        n = float(np.sum(a.pop("__n")))
+        per = {k: float(np.sum(v) / n) for k, v in a.items()}
+        per.update({f"[{g}]": v for g, v in group_errors(per).items()})
+        out[fam] = per
+    return out
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """Text table: one row per bone / group, one column per family."""
+    fams = sorted(results)
+    rows = [n for n in SMPL_NAMES if any(n in results[f] for f in fams)] + \
+        [f"[{g}]" for g in GROUPS if any(f"[{g}]" in results[f] for f in fams)]
+    w = max(12, *(len(f) for f in fams)) if fams else 12
+    lines = ["mean bone-direction error, degrees (SMPL FK vs source FK)",
+             f"{'bone':<16}" + "".join(f"{f:>{w + 2}}" for f in fams)]
+    for r in rows:
+        lines.append(f"{r:<16}" + "".join(
+            f"{results[f][r]:>{w + 2}.2f}" if r in results[f] else f"{'-':>{w + 2}}" for f in fams))
+    lines.append("targets: limbs <= 5 deg, spine and neck <= 10 deg")
+    return "\n".join(lines)
+
+
+def plot_comparison(motion: BVHMotion, out_png: str | os.PathLike, family: str | None = None,
+                    n_frames: int = 4, title: str = "") -> Path:
+    """Render source (left of each pair) and SMPL (right) skeletons, front and side views, to a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fam = detect_family(motion.names) if family is None else get_family(family)
+    sm = retarget_bvh(motion, family=fam, fps=None)
+    mo = motion.slice(slice(1, None)) if fam.drop_first_frame and motion.num_frames > 1 else motion
+    plan = _plan(mo, fam)
+    G, P = mo.forward_kinematics()
+    Ps = (P @ plan.C.T) * plan.scale * plan.trans_scale
+    Pj, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    T = Pj.shape[0]
+    frames = np.linspace(0, T - 1, n_frames).astype(int)
+    from backend.engine.skeleton import smpl_skeleton
+    sp = smpl_skeleton().parents
+    fig, axes = plt.subplots(2, n_frames, figsize=(3.2 * n_frames, 7.5))
+    for c, t in enumerate(frames):
+        for r, (ax_h, lab) in enumerate(((0, "front (X-Y)"), (2, "side (Z-Y)"))):
+            ax = axes[r, c]
+            off = np.array([0.0, 0.0, 0.0])
+            center_s = Ps[t, plan.pelvis_src]
+            center_j = Pj[t, 0]
+            for j, p in enumerate(mo.parents):
+                if p >= 0:
+                    a, b = Ps[t, p] - center_s, Ps[t, j] - center_s
+                    ax.plot([a[ax_h] - 0.5, b[ax_h] - 0.5], [a[1], b[1]], "-", color="tab:blue", lw=1.5)
+            for j in range(1, 24):
+                a, b = Pj[t, sp[j]] - center_j + off, Pj[t, j] - center_j + off
+                name = SMPL_NAMES[j]
+                col = "tab:red" if name.startswith("left") else ("tab:green" if name.startswith("right") else "k")
+                ax.plot([a[ax_h] + 0.5, b[ax_h] + 0.5], [a[1], b[1]], "-", color=col, lw=2)
+            ax.set_aspect("equal")
+            ax.set_xlim(-1.3, 1.3)
+            ax.set_ylim(-1.1, 0.9)
+            ax.set_title(f"frame {t} {lab}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title or fam.name}: source (blue, left) vs SMPL (right; red=left side)", fontsize=10)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", help="BVH files (default: the shipped test clips + --mocap)")
+    ap.add_argument("--mocap", default=None, help="unpacked mocap dir (searched recursively for .bvh)")
+    ap.add_argument("--max-per-family", type=int, default=20)
+    ap.add_argument("--png", default=None, help="write a comparison plot per family here (dir)")
+    args = ap.parse_args(argv)
+    files = [Path(f) for f in args.files]
+    if args.mocap:
+        files += sorted(Path(args.mocap).rglob("*.bvh"))
+    if not files:
+        files = sorted((Path(__file__).resolve().parents[2] / "tests" / "data").glob("*.bvh"))
+    if not files:
+        print("no BVH files given", file=sys.stderr)
+        return 2
+    res = report(files, args.max_per_family)
+    print(format_table(res))
+    if args.png:
+        done = set()
+        for f in files:
+            m = read_bvh(f)
+            fam = detect_family(m.names).name
+            if fam in done:
+                continue
+            done.add(fam)
+            out = plot_comparison(m, Path(args.png) / f"retarget_{fam}.png", fam, title=f"{fam}: {f.name}")
+            print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
