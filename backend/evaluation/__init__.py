@@ -1,0 +1,1 @@
+"""Metrics and baselines for ``python -m backend.eval`` (numpy in / numpy out)."""

@@ -1,0 +1,138 @@
+"""Evaluation metrics. All errors are in millimetres on FK joints of the built-in neutral SMPL skeleton
+(root at the origin, zero root orientation), as in the DPoser evaluation protocol.
+
+Shapes: poses (N,63) axis-angle; joints (N,22,3) metres.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from backend.engine.kinematics import forward_kinematics
+
+# 22 FK joints: 0 pelvis, 1 l_hip, 2 r_hip, 3 spine1, 4 l_knee, 5 r_knee, 6 spine2, 7 l_ankle, 8 r_ankle,
+# 9 spine3, 10 l_foot, 11 r_foot, 12 neck, 13 l_collar, 14 r_collar, 15 head, 16 l_shoulder,
+# 17 r_shoulder, 18 l_elbow, 19 r_elbow, 20 l_wrist, 21 r_wrist.
+FOOT_JOINTS = (7, 8, 10, 11)
+LEG_JOINTS = (1, 2, 4, 5, 7, 8, 10, 11)
+UPPER_JOINTS = tuple(j for j in range(22) if j not in LEG_JOINTS)
+
+
+def fk_joints(poses: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """(...,63) poses -> (...,22,3) float64 joints in metres (zero root orientation, pelvis at rest)."""
+    poses = np.asarray(poses, dtype=np.float64)
+    shape = poses.shape[:-1]
+    flat = poses.reshape(-1, 63)
+    out = np.empty((flat.shape[0], 22, 3))
+    with torch.inference_mode():
+        for s in range(0, flat.shape[0], batch):
+            out[s:s + batch] = forward_kinematics(torch.from_numpy(flat[s:s + batch]))[0].numpy()
+    return out.reshape(shape + (22, 3))
+
+
+def hidden_fk_joints(hidden_body_joints: tuple[int, ...] | list[int]) -> list[int]:
+    """FK joints (of the 22) moved by hiding the given body joints (indices into joints 1..21):
+    each hidden joint's *children* positions change; we report the positions of every FK joint that
+    is a descendant of a hidden joint (including the hidden joint's own child positions)."""
+    from backend.engine.skeleton import smpl_skeleton
+    parents = smpl_skeleton().parents[:22]
+    hidden = {j + 1 for j in hidden_body_joints}  # SMPL joint ids
+    out = []
+    for j in range(22):
+        p, moved = parents[j], False
+        while p >= 0:
+            if p in hidden:
+                moved = True
+                break
+            p = parents[p]
+        if moved:
+            out.append(j)
+    return out
+
+
+def mpjpe(pred: np.ndarray, gt: np.ndarray, joints: list[int] | tuple[int, ...] | None = None) -> np.ndarray:
+    """Per-sample mean per-joint position error in mm: pred/gt (...,J,3) metres -> (...)."""
+    d = np.linalg.norm(np.asarray(pred) - np.asarray(gt), axis=-1)
+    if joints is not None:
+        d = d[..., list(joints)]
+    return 1000.0 * d.mean(-1)
+
+
+def apd(joints: np.ndarray) -> float:
+    """Average pairwise distance (cm) between H samples: joints (H,J,3) -> mean over ordered pairs
+    i != j of the mean per-joint distance (DPoser reports cm)."""
+    j = np.asarray(joints, dtype=np.float64)
+    h = j.shape[0]
+    if h < 2:
+        return 0.0
+    d = np.linalg.norm(j[:, None] - j[None], axis=-1).mean(-1)  # (H,H)
+    return float(100.0 * d.sum() / (h * (h - 1)))
+
+
+def apd_batched(joints: np.ndarray) -> float:
+    """Mean APD (cm) over N sets of hypotheses: joints (N,H,J,3)."""
+    return float(np.mean([apd(x) for x in joints])) if len(joints) else float("nan")
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets a (N,D) and b (M,D)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.all(np.isfinite(covmean)):
+        off = np.eye(s1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+def nearest_neighbour_mpjpe(query: np.ndarray, ref: np.ndarray, k: int = 8, chunk: int = 512) -> np.ndarray:
+    """For each query pose's joints (N,J,3), the MPJPE (mm) to its nearest reference pose (M,J,3):
+    candidates by flattened L2 (top ``k``), then exact MPJPE among them. -> (N,)."""
+    q = torch.as_tensor(np.asarray(query, np.float32).reshape(len(query), -1))
+    r = torch.as_tensor(np.asarray(ref, np.float32).reshape(len(ref), -1))
+    k = min(k, len(r))
+    out = np.empty(len(q))
+    J = np.asarray(query).shape[1]
+    with torch.inference_mode():
+        for s in range(0, len(q), chunk):
+            qq = q[s:s + chunk]
+            idx = torch.cdist(qq, r).topk(k, largest=False).indices  # (n,k)
+            cand = r[idx].reshape(len(qq), k, J, 3)
+            d = (cand - qq.reshape(len(qq), 1, J, 3)).norm(dim=-1).mean(-1)  # (n,k)
+            out[s:s + chunk] = 1000.0 * d.min(1).values.numpy()
+    return out
+
+
+def floor_violation(joints: np.ndarray, margin_m: float = 0.05) -> np.ndarray:
+    """Foot-below-floor check for a static pose (root at origin): the pose stands on its lowest
+    foot joint (ankles/feet); a violation is any non-leg joint (pelvis, spine, head, arms) lying
+    more than ``margin_m`` below that floor. joints (N,22,3) -> (N,) bool."""
+    j = np.asarray(joints)
+    floor = j[:, list(FOOT_JOINTS), 1].min(1)
+    lowest_upper = j[:, list(UPPER_JOINTS), 1].min(1)
+    return lowest_upper < floor - margin_m
+
+
+class JointLimits:
+    """Data-driven joint limits: per axis-angle component, the [q, 1-q] quantile range of the
+    training poses widened by ``widen`` x its width on each side, plus a total-angle limit per
+    joint (the 1-q quantile of the rotation angle, widened)."""
+
+    def __init__(self, train_poses: np.ndarray, q: float = 0.001, widen: float = 0.1) -> None:
+        p = np.asarray(train_poses, np.float64).reshape(-1, 21, 3)
+        lo, hi = np.quantile(p, q, axis=0), np.quantile(p, 1 - q, axis=0)
+        w = hi - lo
+        self.lo, self.hi = lo - widen * w, hi + widen * w
+        ang = np.linalg.norm(p, axis=-1)
+        self.max_angle = np.quantile(ang, 1 - q, axis=0) * (1 + widen)
+
+    def violations(self, poses: np.ndarray) -> np.ndarray:
+        """(N,63) -> (N,) bool: any joint outside its limits."""
+        p = np.asarray(poses, np.float64).reshape(-1, 21, 3)
+        comp = ((p < self.lo) | (p > self.hi)).any(-1)
+        ang = np.linalg.norm(p, axis=-1) > self.max_angle
+        return (comp | ang).any(-1)
