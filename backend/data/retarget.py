@@ -66,6 +66,9 @@ SMPL_BONES: dict[str, tuple[str, str] | str | None] = {
     "left_wrist": ("left_wrist", "left_hand"), "right_wrist": ("right_wrist", "right_hand"),
 }
 
+# Height of the lowest SMPL foot joint (ankle or toe joint) above the floor in contact frames, metres.
+FOOT_JOINT_HEIGHT = 0.05
+
 _AXES = {"+X": (1, 0, 0), "-X": (-1, 0, 0), "+Y": (0, 1, 0), "-Y": (0, -1, 0), "+Z": (0, 0, 1), "-Z": (0, 0, -1)}
 
 
@@ -186,11 +189,15 @@ def _resolve(motion: BVHMotion, ref: str | list[str] | None) -> str | None:
     return None
 
 
-def _point(P: np.ndarray, G: np.ndarray, motion: BVHMotion, name: str) -> np.ndarray:
-    """(T,3) world position of joint ``name`` or of its End Site (``"<joint>/End"``)."""
+def _point(P: np.ndarray, G: np.ndarray, motion: BVHMotion, name: str, C: np.ndarray | None = None) -> np.ndarray:
+    """(T,3) world position of joint ``name`` or of its End Site (``"<joint>/End"``).
+
+    ``C``: the axis change already applied to ``P``/``G`` (End Site offsets are in file axes).
+    """
     if name.endswith("/End"):
         j = motion.index(name[:-4])
-        return P[:, j] + G[:, j] @ motion.end_sites[j]
+        off = motion.end_sites[j] if C is None else C @ motion.end_sites[j]
+        return P[:, j] + G[:, j] @ off
     return P[:, motion.index(name)]
 
 
@@ -365,7 +372,7 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
     Pr = Pr @ C.T
 
     def pos(sj: str) -> np.ndarray:
-        return _point(Pr, Gr, motion, sj)[0]
+        return _point(Pr, Gr, motion, sj, C)[0]
 
     # Body frame of the reference pose (source) vs SMPL rest (+X left, +Y up, +Z forward).
     pelvis_src = src[0]
@@ -379,16 +386,23 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
     up_s = _normalize(up_s - (up_s @ left_s) * left_s)
     fwd_s = np.cross(left_s, up_s)
     body_src = np.stack([left_s, up_s, fwd_s], axis=-1)  # columns
-    ex, ey, ez = np.eye(3)
+    ey = np.array([0.0, 1.0, 0.0])
 
     sk = smpl_skeleton()
     rest = sk.rest_joints
+    # The same body frame measured on the SMPL rest skeleton (nearly, not exactly, the identity).
+    left_m = _normalize(rest[1] - rest[2])
+    up_m = rest[12] - rest[0]
+    up_m = _normalize(up_m - (up_m @ left_m) * left_m)
+    fwd_m = np.cross(left_m, up_m)
+    body_smpl = np.stack([left_m, up_m, fwd_m], axis=-1)
+    R0 = body_src @ body_smpl.T  # SMPL pelvis world rotation in the reference pose
     R_ref = np.zeros((N_BODY, 3, 3))
     Q = np.zeros((N_BODY, 3, 3))
     for j, name in enumerate(SMPL_NAMES[:N_BODY]):
         p = sk.parents[j]
         if j == 0:
-            R_ref[0] = body_src  # SMPL body frame at rest is the identity
+            R_ref[0] = R0
         elif src[j] is None:
             R_ref[j] = R_ref[p]
         else:
@@ -397,18 +411,18 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
                 # No matching bone: in the reference pose the joint is either upright in the world
                 # ("body", e.g. the head, so it looks straight ahead) or SMPL-local identity ("parent").
                 how = (joints_spec.get(name) or {}).get("ref", "body" if name == "head" else "parent")
-                R_ref[j] = body_src if how == "body" else R_ref[p]
+                R_ref[j] = R0 if how == "body" else R_ref[p]
             else:
                 d_src = pos(end[j]) - Pr[0, src[j]]
                 if np.linalg.norm(d_src) < 1e-9:
                     R_ref[j] = R_ref[p]
                 else:
                     if bone == "up":  # the head: upright in the body frame, then aligned
-                        R_ref[j] = _align(body_src @ ey, d_src, body_src @ ez, fwd_s, body_src @ ex, left_s) @ body_src
+                        R_ref[j] = _align(R0 @ ey, d_src, fwd_s, fwd_s, left_s, left_s) @ R0
                         Q[j] = Gr[0, src[j]].T @ R_ref[j]
                         continue
                     d_smpl = rest[SMPL_NAMES.index(bone[1])] - rest[SMPL_NAMES.index(bone[0])]
-                    R_ref[j] = _align(d_smpl, d_src, ez, fwd_s, ex, left_s)
+                    R_ref[j] = _align(d_smpl, d_src, fwd_m, fwd_s, left_m, left_s)
         if src[j] is not None:
             Q[j] = Gr[0, src[j]].T @ R_ref[j]
 
@@ -425,7 +439,7 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
 
 def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: float | None = 30.0,
                  drop_first_frame: bool | None = None, normalize_leg_length: bool = True,
-                 name: str = "") -> SMPLMotion:
+                 name: str = "", floor: bool = True) -> SMPLMotion:
     """Retarget a BVH motion onto SMPL.
 
     Args:
@@ -435,6 +449,8 @@ def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: flo
         fps: output frame rate (slerp resampling); None keeps the source rate.
         drop_first_frame: drop frame 0 (CMU's added T-pose); None = the family's default.
         normalize_leg_length: scale the root translation by SMPL leg length / source leg length.
+        floor: shift the clip vertically so the feet touch y = 0 (see ``FOOT_JOINT_HEIGHT``);
+            False keeps the source's own vertical placement (pelvis at the scaled source height).
         name: clip name stored in the result.
 
     Returns:
@@ -467,6 +483,14 @@ def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: flo
     trans = pelvis - sk.rest_joints[0]
 
     quats = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_quat().reshape(T, N_BODY, 4)
+    if floor and T > 0:
+        # Put the clip on the floor (y = 0): the lowest foot joint in the frames where the feet are
+        # lowest (5th percentile, i.e. contact frames) sits FOOT_JOINT_HEIGHT above it.
+        aa0 = Rotation.from_quat(quats.reshape(-1, 4)).as_rotvec().reshape(T, N_BODY, 3)
+        Pj, _ = smpl_fk_np(aa0[:, 1:].reshape(T, 63), aa0[:, 0], trans, num_joints=22)
+        low = Pj[:, [7, 8, 10, 11], 1].min(axis=1)
+        trans = trans.copy()
+        trans[:, 1] += FOOT_JOINT_HEIGHT - float(np.percentile(low, 5))
     src_fps = motion.fps
     if fps is not None and src_fps > 0:
         quats, pos = resample_rotations(quats, src_fps, fps)

@@ -119,7 +119,7 @@ def plot_comparison(motion: BVHMotion, out_png: str | os.PathLike, family: str |
             center_s = Ps[t, plan.pelvis_src]
             center_j = Pj[t, 0]
             for j, p in enumerate(mo.parents):
-                if p >= 0:
+                if p >= 0 and not (p == 0 and plan.pelvis_src != 0):  # skip a floor anchor's bone
                     a, b = Ps[t, p] - center_s, Ps[t, j] - center_s
                     ax.plot([a[ax_h] - 0.5, b[ax_h] - 0.5], [a[1], b[1]], "-", color="tab:blue", lw=1.5)
             for j in range(1, 24):

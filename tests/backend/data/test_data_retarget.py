@@ -1,0 +1,168 @@
+"""Retargeting: exact round trip through a BVH of the SMPL skeleton itself, the shipped real clips
+under the bone-direction targets, family detection, resampling and frame-0 handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from backend.data.bvh import parse_bvh, read_bvh
+from backend.data.retarget import (SMPL_NAMES, Family, detect_family, load_families, resample_rotations,
+                                   retarget_bvh, retarget_file, smpl_fk_np)
+from backend.data.retarget_report import GROUPS, TARGET_DEG, bone_angle_errors, group_errors
+from backend.engine.skeleton import smpl_skeleton
+
+from bvh_synth import SynthBVH, SynthJoint
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def smpl_as_bvh(body_pose: np.ndarray, root_orient: np.ndarray, trans: np.ndarray, fps: float = 60.0,
+                units: float = 100.0, order: str = "ZXY", axes: np.ndarray | None = None) -> str:
+    """Write an SMPL motion as a BVH of the 24-joint SMPL skeleton (in cm, optionally other world axes).
+
+    axes: (3,3) A with v_file = A @ v_smpl (e.g. Z-up); the rest skeleton is rotated too.
+    """
+    sk = smpl_skeleton()
+    A = np.eye(3) if axes is None else axes
+    off = sk.offsets() @ A.T * units
+    off[0] = 0.0
+    T = body_pose.shape[0]
+    aa = np.concatenate([root_orient[:, None], body_pose.reshape(T, 21, 3), np.zeros((T, 2, 3))], axis=1)
+    R = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(T, 24, 3, 3)
+    R = A @ R @ A.T
+    eul = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler(order, degrees=True).reshape(T, 24, 3)
+    root_pos = ((trans + sk.rest_joints[0]) @ A.T) * units
+    joints, cols = [], []
+    for j, name in enumerate(sk.names):
+        ch = [f"{a}rotation" for a in order]
+        if j == 0:
+            ch = ["Xposition", "Yposition", "Zposition"] + ch
+            cols += [root_pos[:, 0], root_pos[:, 1], root_pos[:, 2]]
+        cols += [eul[:, j, 0], eul[:, j, 1], eul[:, j, 2]]
+        end = tuple((A @ np.array([0, 10.0, 0])).tolist()) if name == "head" else None
+        joints.append(SynthJoint(name, sk.parents[j], tuple(off[j]), ch, end))
+    return SynthBVH(joints, 1.0 / fps, np.stack(cols, 1)).text()
+
+
+def smpl_family(up_axis: str = "+Y", forward_axis: str = "+Z") -> Family:
+    children = {"pelvis": None, "left_foot": None, "right_foot": None, "head": "head/End"}
+    sk = smpl_skeleton()
+    joints = {}
+    for j, n in enumerate(SMPL_NAMES[:22]):
+        kids = [SMPL_NAMES[c] for c in range(24) if sk.parents[c] == j]
+        end = children.get(n, kids[0] if len(kids) == 1 else None)
+        if n == "spine3":
+            end = "neck"
+        joints[n] = {"source": n, **({"end": end} if end else {})}
+    spec = {"name": "smpl_test", "units_to_m": 0.01, "up_axis": up_axis, "forward_axis": forward_axis,
+            "drop_first_frame": False, "reference_pose": "zero", "joints": joints,
+            "detect": {"all_of": list(SMPL_NAMES)}}
+    return Family("smpl_test", spec)
+
+
+def random_smpl_motion(rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    body = rng.normal(0, 0.35, size=(T, 63))
+    root = Rotation.random(T, random_state=1).as_rotvec()
+    trans = rng.normal(0, 0.5, size=(T, 3))
+    return body, root, trans
+
+
+@pytest.mark.parametrize("order,axes,up,fwd", [
+    ("ZXY", None, "+Y", "+Z"),
+    ("XYZ", np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), "+Z", "-Y"),  # a Z-up file: v_file = A v_smpl
+])
+def test_smpl_skeleton_round_trip_is_exact(order: str, axes, up: str, fwd: str) -> None:
+    rng = np.random.default_rng(0)
+    body, root, trans = random_smpl_motion(rng, 12)
+    m = parse_bvh(smpl_as_bvh(body, root, trans, fps=30.0, order=order, axes=axes))
+    sm = retarget_bvh(m, smpl_family(up, fwd), fps=None, normalize_leg_length=True, floor=False)
+    assert sm.body_pose.shape == (12, 63) and sm.fps == pytest.approx(30.0, rel=1e-6)
+    R_got = Rotation.from_rotvec(sm.body_pose.reshape(-1, 3).astype(np.float64))
+    R_true = Rotation.from_rotvec(body.reshape(-1, 3))
+    ang = np.degrees((R_got.inv() * R_true).magnitude())
+    assert ang.max() < 0.05, ang.max()
+    ang_root = np.degrees((Rotation.from_rotvec(sm.root_orient.astype(np.float64)).inv() * Rotation.from_rotvec(root)).magnitude())
+    assert ang_root.max() < 0.05
+    np.testing.assert_allclose(sm.trans, trans, atol=1e-4)
+
+
+def test_resample_to_30fps_halves_60fps() -> None:
+    rng = np.random.default_rng(1)
+    body, root, trans = random_smpl_motion(rng, 21)
+    m = parse_bvh(smpl_as_bvh(body, root, trans, fps=60.0))
+    sm = retarget_bvh(m, smpl_family(), fps=30.0, floor=False)
+    assert sm.fps == 30.0 and sm.num_frames == 11
+    R_got = Rotation.from_rotvec(sm.body_pose.reshape(-1, 3).astype(np.float64))
+    R_true = Rotation.from_rotvec(body[::2].reshape(-1, 3))
+    assert np.degrees((R_got.inv() * R_true).magnitude()).max() < 0.05
+    np.testing.assert_allclose(sm.trans, trans[::2], atol=1e-4)
+
+
+def test_resample_slerp_midpoint() -> None:
+    q = Rotation.from_euler("z", [[0], [90]], degrees=True).as_quat()[:, None]  # (2,1,4)
+    q2, pos = resample_rotations(q, src_fps=1.0, dst_fps=2.0)
+    assert q2.shape == (3, 1, 4)
+    np.testing.assert_allclose(pos, [0, 0.5, 1.0])
+    np.testing.assert_allclose(Rotation.from_quat(q2[1, 0]).as_euler("zyx", degrees=True)[0], 45.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("fname,family", [
+    ("cmu_daz_07_01_walk.bvh", "cmu_daz"),
+    ("cmu_cgspeed_131_01_trim241.bvh", "cmu_cgspeed"),
+    ("bandai1_walk_normal_001_trim90.bvh", "bandai_namco"),
+])
+def test_shipped_clips_detect_and_meet_targets(fname: str, family: str) -> None:
+    m = read_bvh(DATA / fname)
+    assert detect_family(m.names).name == family
+    per_bone, n = bone_angle_errors(m)
+    assert n > 0 and len(per_bone) >= 12
+    groups = group_errors(per_bone)
+    for g, v in groups.items():
+        assert v <= TARGET_DEG[g], (g, v, per_bone)
+    # limbs bone by bone, too
+    for b in GROUPS["legs"] + GROUPS["arms"]:
+        if b in per_bone:
+            assert per_bone[b] <= 5.0, (b, per_bone[b])
+
+
+def test_cmu_clip_upright_walk() -> None:
+    """The walk stays upright, faces its direction of travel, and feet stay near the floor."""
+    sm = retarget_file(DATA / "cmu_daz_07_01_walk.bvh")
+    src = read_bvh(DATA / "cmu_daz_07_01_walk.bvh")
+    assert sm.fps == 30.0
+    assert sm.num_frames == int(np.floor((src.num_frames - 2) / 4)) + 1  # frame 0 dropped, 120 -> 30 fps
+    P, G = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    up = (P[:, 15] - P[:, 0]) / np.linalg.norm(P[:, 15] - P[:, 0], axis=-1, keepdims=True)
+    assert np.all(up[:, 1] > 0.9)  # head above pelvis
+    # head upright: the head's local +Y stays within 30 deg of world up
+    assert np.all(G[:, 15, 1, 1] > np.cos(np.radians(30)))
+    fwd = G[:, 0, :, 2]  # pelvis +Z
+    travel = P[-1, 0] - P[0, 0]
+    travel[1] = 0
+    assert float(np.mean(fwd @ (travel / np.linalg.norm(travel)))) > 0.8
+    feet_y = P[:, [7, 8, 10, 11], 1].min(axis=1)
+    assert np.all((feet_y > -0.03) & (feet_y < 0.15)), feet_y  # a foot on the floor (y = 0) in every frame
+    # legs not splayed: ankles no further apart than 0.45 m sideways
+    lat = np.abs(np.einsum("ti,ti->t", P[:, 7] - P[:, 8], G[:, 0, :, 0]))
+    assert lat.max() < 0.45
+
+
+def test_families_are_data() -> None:
+    fams = load_families()
+    assert {"cmu_daz", "cmu_cgspeed", "bandai_namco"} <= set(fams)
+    for f in fams.values():
+        assert set(f.spec["joints"]) == set(SMPL_NAMES[:22]), f.name
+        assert f.spec["up_axis"] and f.spec["forward_axis"] and f.spec["units_to_m"] > 0
+    with pytest.raises(ValueError):
+        detect_family(["a", "b", "c"])
+
+
+def test_user_supplied_family_dir(tmp_path: Path) -> None:
+    import json
+    (tmp_path / "mine.json").write_text(json.dumps(smpl_family().spec | {"name": "mine"}))
+    fams = load_families(tmp_path)
+    assert list(fams) == ["mine"]
