@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{where}: not a file. {_fix_hint()}")
     try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4" on foreign files
+            warnings.simplefilter("ignore", UserWarning)
+            blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001  any failure to unpickle means "not a checkpoint"
         raise CheckpointError(f"{where}: not a DPoser checkpoint (torch.load failed: "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
