@@ -1,0 +1,66 @@
+"""DPoser for Blender: a diffusion pose prior over SMPL body poses.
+
+This package is the only part of the project that imports ``bpy``; it never imports torch. The PyTorch
+backend runs as a subprocess. Submodules:
+
+* ``skeleton_data`` - the built-in SMPL skeleton (JSON shipped with the backend sources)
+* ``pose_convert``  - SMPL axis-angle <-> pose-bone quaternions (the one axis conversion)
+* ``armature``      - "Add SMPL Armature"
+* ``mannequin``     - the procedural mannequin body / the real SMPL mesh
+* ``action_io``     - bulk action write / read, single-pose keys
+* ``render``        - headless render helpers (contact sheets, filmstrips)
+
+``register()`` / ``unregister()`` are kept minimal and symmetric: everything registered is tracked in
+``_registered`` and removed again, so unregistering leaves no classes or timers behind.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+#: Classes registered by :func:`register`, in registration order (filled by the UI modules).
+CLASSES: list[type] = []
+#: Extra (register, unregister) callables, run in order / reverse order (menus, timers, handlers).
+HOOKS: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+_registered: list[type] = []
+_hooks_done: list[Callable[[], None]] = []
+
+
+def user_dir(create: bool = True) -> str:
+    """Per-user writable directory of this extension (caches, logs); never the extension folder."""
+    import bpy
+
+    return bpy.utils.extension_path_user(__package__, create=create)
+
+
+def register() -> None:
+    """Register the extension's classes and hooks."""
+    import bpy
+
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+        _registered.append(cls)
+    for reg, unreg in HOOKS:
+        reg()
+        _hooks_done.append(unreg)
+
+
+def unregister() -> None:
+    """Undo :func:`register` completely (reverse order); tolerant of a partial register."""
+    import bpy
+
+    while _hooks_done:
+        unreg = _hooks_done.pop()
+        try:
+            unreg()
+        except Exception as ex:  # noqa: BLE001 - keep unregistering the rest
+            print(f"[dposer] unregister hook failed: {ex}")
+    while _registered:
+        cls = _registered.pop()
+        try:
+            bpy.utils.unregister_class(cls)
+        except RuntimeError as ex:
+            print(f"[dposer] unregister {cls.__name__} failed: {ex}")
+
+

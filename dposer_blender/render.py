@@ -1,0 +1,362 @@
+"""Headless rendering helpers for the demo and the docs (bpy module / ``blender -b``).
+
+Workbench is used by default: it renders headless in the bpy module on both 4.2 and 5.0 in well under a
+second at 640x480 (EEVEE needs minutes of shader compilation on a software GL; Cycles works but is slower
+for the same look). The look: studio lighting, soft shadows, a neutral light background and a floor
+plane; a camera framed automatically on the subjects (3/4 front by default).
+
+Layouts:
+    * :func:`render_objects` - one PNG of some objects with an auto-framed camera.
+    * :func:`contact_sheet` - N SMPL poses as duplicated characters in a grid, one PNG.
+    * :func:`filmstrip` - frames of the armature's animation as duplicates side by side, one PNG.
+
+Everything created for a render (duplicates, camera, floor, lights) is removed afterwards unless
+``keep=True``; the scene's render settings are changed (engine, resolution, shading).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .pose_convert import apply_smpl_pose
+
+#: Background colour (linear RGB): a light neutral grey.
+BACKGROUND = (0.78, 0.79, 0.81)
+#: Floor colour (linear RGBA).
+FLOOR_COLOR = (0.60, 0.61, 0.63, 1.0)
+
+VIEWS = {  # azimuth (deg, 0 = camera in front of a character facing -Y, + = towards its left), elevation (deg)
+    "front": (0.0, 4.0),
+    "three_quarter": (35.0, 10.0),
+    "side": (90.0, 4.0),
+    "high_front": (15.0, 22.0),
+}
+
+
+def setup_scene(scene: Any, resolution: tuple[int, int] = (640, 480), engine: str = "BLENDER_WORKBENCH",
+                samples: int = 8, background: tuple[float, float, float] = BACKGROUND) -> None:
+    """Render settings: engine, resolution, PNG output, Standard view transform, studio-lit Workbench
+    with shadows and cavity (or few-sample Cycles), world colour ``background``."""
+    import bpy
+
+    r = scene.render
+    r.engine = engine
+    r.resolution_x, r.resolution_y = int(resolution[0]), int(resolution[1])
+    r.resolution_percentage = 100
+    r.film_transparent = False
+    r.image_settings.file_format = 'PNG'
+    r.image_settings.color_mode = 'RGB'
+    scene.view_settings.view_transform = 'Standard'
+    scene.view_settings.look = 'None'
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("DPoser World")
+    scene.world.color = background
+    if engine == "BLENDER_WORKBENCH":
+        d = scene.display
+        d.render_aa = '8'
+        sh = d.shading
+        sh.light = 'STUDIO'
+        sh.studio_light = 'Default'
+        sh.color_type = 'MATERIAL'
+        sh.show_shadows = True
+        sh.shadow_intensity = 0.35
+        sh.show_cavity = True
+        sh.cavity_type = 'WORLD'
+        sh.curvature_ridge_factor = 0.5
+        sh.curvature_valley_factor = 0.8
+        sh.show_specular_highlight = True
+        d.shadow_focus = 0.6
+        d.light_direction = (0.35, -0.35, 0.87)
+    elif engine == "CYCLES":
+        scene.cycles.samples = samples
+        scene.cycles.device = 'CPU'
+        if scene.world.use_nodes and scene.world.node_tree.nodes.get("Background"):
+            scene.world.node_tree.nodes["Background"].inputs[0].default_value = (*background, 1.0)
+
+
+def world_points(objects: Sequence[Any], depsgraph: Any) -> np.ndarray:
+    """(N,3) world-space vertices of the evaluated (deformed) mesh objects, or bone heads/tails for
+    armatures without a mesh child."""
+    pts: list[np.ndarray] = []
+    for obj in objects:
+        ev = obj.evaluated_get(depsgraph)
+        mw = np.array(ev.matrix_world)
+        if obj.type == 'MESH':
+            me = ev.to_mesh()
+            co = np.empty(len(me.vertices) * 3, dtype=np.float64)
+            me.vertices.foreach_get("co", co)
+            ev.to_mesh_clear()
+            co = co.reshape(-1, 3)
+        elif obj.type == 'ARMATURE':
+            co = np.array([tuple(pb.head) for pb in ev.pose.bones] + [tuple(pb.tail) for pb in ev.pose.bones])
+        else:
+            co = np.array([tuple(c) for c in ev.bound_box])
+        if len(co):
+            pts.append(co @ mw[:3, :3].T + mw[:3, 3])
+    return np.concatenate(pts, axis=0) if pts else np.zeros((1, 3))
+
+
+def frame_camera(scene: Any, points: np.ndarray, view: str | tuple[float, float] = "three_quarter",
+                 lens: float = 50.0, margin: float = 0.06, camera: Any = None) -> Any:
+    """Create (or reuse) the scene camera looking at ``points`` from ``view`` (a name in ``VIEWS`` or
+    (azimuth, elevation) degrees) and back it off until every point is inside the frame with ``margin``."""
+    import bpy
+    from mathutils import Matrix
+
+    az, el = VIEWS[view] if isinstance(view, str) else view
+    az, el = math.radians(az), math.radians(el)
+    d = np.array([math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)])  # target -> camera
+    f = -d
+    r = np.cross(f, [0.0, 0.0, 1.0])
+    r /= np.linalg.norm(r)
+    u = np.cross(r, f)
+    if camera is None:
+        cam_data = bpy.data.cameras.new("DPoser Camera")
+        camera = bpy.data.objects.new("DPoser Camera", cam_data)
+        scene.collection.objects.link(camera)
+    camera.data.type = 'PERSP'
+    camera.data.lens = lens
+    camera.data.sensor_fit = 'AUTO'
+    camera.data.sensor_width = 36.0
+    w, h = scene.render.resolution_x, scene.render.resolution_y
+    tan_w = 18.0 / lens * (1.0 if w >= h else w / h)
+    tan_h = 18.0 / lens * (h / w if w >= h else 1.0)
+    tan_w *= 1.0 - 2 * margin
+    tan_h *= 1.0 - 2 * margin
+    target = 0.5 * (points.min(0) + points.max(0))
+    dist = 1.0
+    for _ in range(6):
+        q = points - target
+        qx, qy, qd = q @ r, q @ u, q @ d
+        dist = float(max(np.max(qd + np.abs(qx) / tan_w), np.max(qd + np.abs(qy) / tan_h)))
+        depth = dist - qd
+        sx, sy = qx / depth, qy / depth
+        cx, cy = 0.5 * (sx.min() + sx.max()), 0.5 * (sy.min() + sy.max())
+        if abs(cx) < 1e-4 and abs(cy) < 1e-4:
+            break
+        target = target + (cx * r + cy * u) * float(np.median(depth))
+    loc = target + dist * d
+    rot = np.stack([r, u, d], axis=1)  # camera looks down its -Z, +Y up
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = rot, loc
+    camera.matrix_world = Matrix(m.tolist())
+    camera.data.clip_start = 0.05
+    camera.data.clip_end = max(100.0, 4 * dist)
+    scene.camera = camera
+    return camera
+
+
+def add_floor(scene: Any, points: np.ndarray, z: float = 0.0, pad: float = 3.0) -> Any:
+    """A floor plane at height ``z`` under ``points`` (padded so the horizon stays out of view)."""
+    import bpy
+
+    lo, hi = points.min(0), points.max(0)
+    cx, cy = 0.5 * (lo[:2] + hi[:2])
+    sx, sy = (hi[:2] - lo[:2]) * 0.5 + pad
+    me = bpy.data.meshes.new("DPoser Floor")
+    me.from_pydata([(cx - sx, cy - sy, z), (cx + sx, cy - sy, z), (cx + sx, cy + sy, z), (cx - sx, cy + sy, z)],
+                   [], [(0, 1, 2, 3)])
+    mat = bpy.data.materials.get("DPoser Floor") or bpy.data.materials.new("DPoser Floor")
+    mat.diffuse_color = FLOOR_COLOR
+    mat.roughness = 1.0
+    me.materials.append(mat)
+    obj = bpy.data.objects.new("DPoser Floor", me)
+    scene.collection.objects.link(obj)
+    return obj
+
+
+def render_png(scene: Any, filepath: str) -> str:
+    """Render the scene's camera view to ``filepath`` (PNG); returns the path."""
+    import bpy
+
+    scene.render.filepath = filepath
+    with _scene_context(scene):
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+    return filepath
+
+
+@contextmanager
+def _scene_context(scene: Any) -> Iterator[None]:
+    import bpy
+
+    win = bpy.context.window
+    if win is not None and win.scene != scene:
+        old = win.scene
+        win.scene = scene
+        try:
+            yield
+        finally:
+            win.scene = old
+    else:
+        yield
+
+
+def body_objects(armature_obj: Any) -> list[Any]:
+    """Mesh children of an armature that are deformed by it."""
+    return [c for c in armature_obj.children if c.type == 'MESH']
+
+
+def duplicate_character(armature_obj: Any, offset: tuple[float, float, float], collection: Any,
+                        suffix: str = "dup") -> tuple[Any, list[Any]]:
+    """Copy an armature object and its body meshes (object copies sharing the mesh/armature data, so this
+    is cheap), moved by ``offset``; the copy has no animation data (pose it directly)."""
+    arm = armature_obj.copy()
+    arm.name = f"{armature_obj.name}_{suffix}"
+    if arm.animation_data is not None:
+        arm.animation_data_clear()
+    collection.objects.link(arm)
+    arm.location = tuple(np.array(armature_obj.location) + np.asarray(offset, dtype=float))
+    bodies = []
+    for b in body_objects(armature_obj):
+        bc = b.copy()
+        bc.name = f"{b.name}_{suffix}"
+        collection.objects.link(bc)
+        bc.parent = arm
+        bc.matrix_parent_inverse = b.matrix_parent_inverse.copy()
+        for mod in bc.modifiers:
+            if mod.type == 'ARMATURE':
+                mod.object = arm
+        bodies.append(bc)
+    return arm, bodies
+
+
+def copy_pose(src: Any, dst: Any) -> None:
+    """Copy the current (evaluated) local pose of ``src`` onto ``dst`` (same bone names)."""
+    for pb in src.pose.bones:
+        q = dst.pose.bones.get(pb.name)
+        if q is None:
+            continue
+        q.rotation_mode = pb.rotation_mode
+        q.matrix_basis = pb.matrix_basis.copy()
+
+
+def _remove_objects(objs: Sequence[Any]) -> None:
+    import bpy
+
+    for o in objs:
+        if o is not None and o.name in bpy.data.objects:
+            data = o.data
+            bpy.data.objects.remove(o, do_unlink=True)
+            if data is not None and data.users == 0 and isinstance(data, bpy.types.Mesh) and data.name.startswith("DPoser"):
+                bpy.data.meshes.remove(data)
+
+
+def _hidden(objs: Sequence[Any]) -> list[tuple[Any, bool]]:
+    saved = [(o, o.hide_render) for o in objs]
+    for o in objs:
+        o.hide_render = True
+    return saved
+
+
+def render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str | tuple[float, float] = "three_quarter",
+                   resolution: tuple[int, int] = (640, 480), floor: bool = True, lens: float = 50.0,
+                   hide_others: bool = True, keep: bool = False, engine: str = "BLENDER_WORKBENCH") -> str:
+    """Render ``objects`` (armatures expand to their body meshes) framed by an auto camera to a PNG.
+
+    Armature objects themselves are hidden in the render (bones are not rendered anyway); other objects
+    in the scene are hidden while rendering when ``hide_others``.
+    """
+    import bpy
+
+    setup_scene(scene, resolution, engine=engine)
+    subjects: list[Any] = []
+    for o in objects:
+        subjects.extend(body_objects(o) if o.type == 'ARMATURE' else [o])
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    pts = world_points(subjects or list(objects), depsgraph)
+    created: list[Any] = []
+    keep_visible = set(subjects)
+    saved = _hidden([o for o in scene.objects if o not in keep_visible and o.type in {'MESH', 'CURVE', 'SURFACE', 'META', 'FONT'}]) \
+        if hide_others else []
+    try:
+        old_cam = scene.camera
+        cam = frame_camera(scene, pts, view, lens=lens)
+        created.append(cam)
+        if floor:
+            created.append(add_floor(scene, pts, z=0.0 if pts[:, 2].min() > -0.05 else float(pts[:, 2].min())))
+        render_png(scene, filepath)
+    finally:
+        for o, h in saved:
+            o.hide_render = h
+        if not keep:
+            scene.camera = old_cam
+            cams = [c.data for c in created if c.type == 'CAMERA']
+            _remove_objects(created)
+            for c in cams:
+                if c.users == 0:
+                    bpy.data.cameras.remove(c)
+    return filepath
+
+
+def grid_offsets(n: int, columns: int | None = None, spacing: float = 0.95, row_spacing: float = 1.3) -> np.ndarray:
+    """(n,3) offsets of a centred grid: columns along +X, rows going back along +Y (Blender)."""
+    columns = columns or n
+    rows = (n + columns - 1) // columns
+    out = np.zeros((n, 3))
+    for i in range(n):
+        r, c = divmod(i, columns)
+        ncol = min(columns, n - r * columns)
+        out[i] = ((c - (ncol - 1) / 2.0) * spacing, r * row_spacing - (rows - 1) * row_spacing / 2.0, 0.0)
+    return out
+
+
+def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarray | None]], filepath: str,
+                  columns: int | None = None, spacing: float = 0.95, view: str | tuple[float, float] = "high_front",
+                  resolution: tuple[int, int] = (960, 480), keep: bool = False, scene: Any = None) -> str:
+    """Render N SMPL poses ``(body_pose (63,)|(21,3), root_orient (3,)|None)`` as duplicated characters
+    side by side (a grid with ``columns``) to one PNG. The source armature is left untouched."""
+    import bpy
+
+    scene = scene or bpy.context.scene
+    coll = scene.collection
+    offs = grid_offsets(len(poses), columns, spacing)
+    dups: list[Any] = []
+    try:
+        for i, ((body, root), off) in enumerate(zip(poses, offs)):
+            arm, bodies = duplicate_character(armature_obj, tuple(off), coll, suffix=f"sheet{i}")
+            apply_smpl_pose(arm, body, root)
+            dups.append(arm)
+            dups.extend(bodies)
+        arms = [d for d in dups if d.type == 'ARMATURE']
+        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep)
+    finally:
+        if not keep:
+            _remove_objects(dups)
+
+
+def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: float = 0.75,
+              view: str | tuple[float, float] = "front", resolution: tuple[int, int] = (1280, 360),
+              keep: bool = False, scene: Any = None) -> str:
+    """Render the armature's pose at each of ``frames`` as duplicates side by side (left to right) to
+    one PNG. The scene's current frame is restored."""
+    import bpy
+
+    scene = scene or bpy.context.scene
+    coll = scene.collection
+    old_frame = scene.frame_current
+    offs = grid_offsets(len(frames), None, spacing)
+    dups: list[Any] = []
+    try:
+        for i, (fr, off) in enumerate(zip(frames, offs)):
+            scene.frame_set(int(fr))
+            arm, bodies = duplicate_character(armature_obj, tuple(off), coll, suffix=f"strip{i}")
+            copy_pose(armature_obj, arm)
+            dups.append(arm)
+            dups.extend(bodies)
+        scene.frame_set(old_frame)
+        arms = [d for d in dups if d.type == 'ARMATURE']
+        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep)
+    finally:
+        scene.frame_set(old_frame)
+        if not keep:
+            _remove_objects(dups)
+
+
+__all__ = ["setup_scene", "world_points", "frame_camera", "add_floor", "render_png", "body_objects",
+           "duplicate_character", "copy_pose", "render_objects", "grid_offsets", "contact_sheet", "filmstrip",
+           "VIEWS", "BACKGROUND"]
