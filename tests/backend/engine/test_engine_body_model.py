@@ -17,7 +17,7 @@ from backend.engine.kinematics import forward_kinematics
 from backend.smpl_model_file import (SMPLModelFileError, parents, read_smpl_model_file, rest_joints,
                                      write_clean_npz)
 
-from conftest import TETRA, synthetic_smpl_arrays
+from engine_helpers import TETRA, synthetic_smpl_arrays
 
 REPO = Path(__file__).resolve().parents[3]
 

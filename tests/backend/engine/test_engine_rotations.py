@@ -104,3 +104,21 @@ def test_gradient_of_matrix_at_zero_is_skew() -> None:
     assert torch.autograd.gradcheck(R.axis_angle_to_matrix, (_rand_aa(4, 5).requires_grad_(True),))
     assert torch.autograd.gradcheck(R.quat_to_axis_angle,
                                     (R.axis_angle_to_quat(_rand_aa(4, 6)).requires_grad_(True),))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_floats = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(_floats, _floats, _floats))
+def test_property_matrix_round_trip(v: tuple[float, float, float]) -> None:
+    aa = torch.tensor(v, dtype=torch.float64)
+    m = R.axis_angle_to_matrix(aa)
+    assert torch.allclose(m @ m.T, torch.eye(3, dtype=torch.float64), atol=1e-12)
+    assert torch.det(m).item() == pytest.approx(1.0, abs=1e-12)
+    back = R.matrix_to_axis_angle(m)
+    assert back.norm().item() <= np.pi + 1e-9
+    assert torch.allclose(R.axis_angle_to_matrix(back), m, atol=1e-9)
