@@ -407,7 +407,12 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
             R_ref[j] = R_ref[p]
         else:
             bone = SMPL_BONES[name]
-            if end[j] is None or bone is None:
+            align = (joints_spec.get(name) or {}).get("align", "direction")
+            if align == "neutral":
+                # Neutral-to-neutral: in the reference pose this SMPL joint is at its rest (local
+                # identity) although its bone then points elsewhere than the source bone.
+                R_ref[j] = R_ref[p]
+            elif end[j] is None or bone is None:
                 # No matching bone: in the reference pose the joint is either upright in the world
                 # ("body", e.g. the head, so it looks straight ahead) or SMPL-local identity ("parent").
                 how = (joints_spec.get(name) or {}).get("ref", "body" if name == "head" else "parent")
@@ -425,6 +430,18 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
                     R_ref[j] = _align(d_smpl, d_src, fwd_m, fwd_s, left_m, left_s)
         if src[j] is not None:
             Q[j] = Gr[0, src[j]].T @ R_ref[j]
+
+    # Optional twist of a SMPL bone about its own rest direction (data: "twist_deg"), e.g. to put
+    # the elbow's flexion axis where SMPL has it when a rig's zero pose has the upper arm rolled.
+    # Bone directions (and so positions) do not change; only the split of twist between the joint
+    # and its child does.
+    for name, deg in (spec.get("twist_deg") or {}).items():
+        j = SMPL_NAMES.index(name)
+        bone = SMPL_BONES[name]
+        if src[j] is None or not isinstance(bone, tuple) or not deg:
+            continue
+        d = _normalize(rest[SMPL_NAMES.index(bone[1])] - rest[SMPL_NAMES.index(bone[0])])
+        Q[j] = Q[j] @ Rotation.from_rotvec(np.radians(float(deg)) * d).as_matrix()
 
     # Leg-length ratio (hip -> knee -> ankle) for the translation.
     kn, an = src[SMPL_NAMES.index("left_knee")], src[SMPL_NAMES.index("left_ankle")]

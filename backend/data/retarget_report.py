@@ -54,6 +54,58 @@ def group_errors(per_bone: dict[str, float]) -> dict[str, float]:
     return out
 
 
+HINGES: dict[str, tuple[str, int, tuple[str, ...]]] = {
+    # hinge joint -> (parent whose twist sets its axis, SMPL hinge axis, the chain rolled together)
+    "left_elbow": ("left_shoulder", 1, ("left_shoulder", "left_elbow", "left_wrist")),
+    "right_elbow": ("right_shoulder", 1, ("right_shoulder", "right_elbow", "right_wrist")),
+}
+
+
+def hinge_axis_twist(body_pose: np.ndarray, joint: str, axis: int, min_deg: float = 20.0) -> float:
+    """Angle (degrees) between a hinge joint's principal rotation axis and SMPL's hinge axis, measured
+    about the parent bone (X for the arms): the ``twist_deg`` of the parent that removes it.
+
+    Args:
+        body_pose: (N,63) poses of one family.
+        joint: 'left_elbow' or 'right_elbow'.
+        axis: index of the SMPL hinge axis (1 = Y for the elbows).
+    """
+    from backend.engine.skeleton import body_joint_names
+    aa = body_pose.reshape(-1, 21, 3)[:, body_joint_names().index(joint)].astype(np.float64)
+    ang = np.linalg.norm(aa, axis=-1)
+    v = aa[ang > np.radians(min_deg)]
+    if len(v) < 10:
+        return 0.0
+    w, U = np.linalg.eigh(v.T @ v)
+    ax = U[:, -1] * np.sign(U[axis, -1])
+    # elbows: the axis lies in the Y-Z plane; its angle from +Y about +X
+    return float(np.degrees(np.arctan2(ax[2], ax[1])))
+
+
+def calibrate_twists(files: list[Path], family: str) -> dict[str, float]:
+    """Suggested ``twist_deg`` for ``family`` from its clips, given the twists already in the family
+    JSON (returns the totals to write there): the roll of each arm chain (shoulder, elbow, wrist about
+    their own rest directions) that puts the elbow's flexion axis onto SMPL's Y axis."""
+    fam = get_family(family)
+    poses = []
+    for f in files:
+        m = read_bvh(f)
+        if detect_family(m.names).name == family:
+            poses.append(retarget_bvh(m, fam, fps=30.0).body_pose)
+    if not poses:
+        return {}
+    bp = np.concatenate(poses)
+    have = fam.spec.get("twist_deg") or {}
+    out = {}
+    for joint, (parent, axis, chain) in HINGES.items():
+        psi = hinge_axis_twist(bp, joint, axis)
+        sign = 1.0 if joint.startswith("left") else -1.0
+        total = round(float(have.get(parent, 0.0)) + sign * psi, 1)
+        for c in chain:  # the whole arm is rolled in the rig's zero pose: roll every bone of it
+            out[c] = total
+    return out
+
+
 def report(files: list[Path], max_files_per_family: int | None = None) -> dict[str, dict[str, float]]:
     """Frame-weighted mean bone errors per family over ``files``. Returns {family: {bone|group: deg}}."""
     acc: dict[str, dict[str, list[float]]] = {}
@@ -147,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mocap", default=None, help="unpacked mocap dir (searched recursively for .bvh)")
     ap.add_argument("--max-per-family", type=int, default=20)
     ap.add_argument("--png", default=None, help="write a comparison plot per family here (dir)")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="print suggested twist_deg per family (elbow flexion axis onto SMPL's)")
     args = ap.parse_args(argv)
     files = [Path(f) for f in args.files]
     if args.mocap:
@@ -156,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("no BVH files given", file=sys.stderr)
         return 2
+    if args.calibrate:
+        fams = sorted({detect_family(read_bvh(f).names).name for f in files})
+        for fam in fams:
+            print(f"{fam}: twist_deg {calibrate_twists(files, fam)}")
     res = report(files, args.max_per_family)
     print(format_table(res))
     if args.png:

@@ -106,3 +106,26 @@ def test_fk_helper_shapes() -> None:
     G, P = bvh_forward_kinematics(parents, rots, np.array([[0, 0, 0], [0, 1, 0], [0, 1, 0]], float))
     assert G.shape == (5, 3, 3, 3) and P.shape == (5, 3, 3)
     np.testing.assert_allclose(P[:, 2], [[0, 2, 0]] * 5)
+
+
+@pytest.mark.parametrize("order", ["ZXY", "ZYX", "XYZ", "XZY", "YXZ", "YZX", "ZX", "Y"])
+def test_euler_to_matrix_matches_scipy(order: str) -> None:
+    from scipy.spatial.transform import Rotation
+
+    from backend.data.bvh import euler_to_matrix
+    ang = np.random.default_rng(5).uniform(-180, 180, size=(50, len(order)))
+    np.testing.assert_allclose(euler_to_matrix(order, ang),
+                               Rotation.from_euler(order, ang, degrees=True).as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(euler_to_matrix(order, ang), euler_matrix(order, ang), atol=1e-12)
+
+
+def test_parse_speed_5000_frames_43_joints(tmp_path: Path) -> None:
+    import time
+
+    from backend.data.bench_bvh import make_file
+    p = make_file(5000, tmp_path / "big.bvh")
+    t0 = time.perf_counter()
+    m = read_bvh(p)
+    dt = time.perf_counter() - t0
+    assert (m.num_frames, m.num_joints) == (5000, 43)
+    assert dt < 1.0, dt
