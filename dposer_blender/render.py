@@ -27,18 +27,19 @@ from .pose_convert import apply_smpl_pose
 #: Background colour (linear RGB): a light neutral grey.
 BACKGROUND = (0.78, 0.79, 0.81)
 #: Floor colour (linear RGBA).
-FLOOR_COLOR = (0.60, 0.61, 0.63, 1.0)
+FLOOR_COLOR = (0.85, 0.86, 0.88, 1.0)
 
 VIEWS = {  # azimuth (deg, 0 = camera in front of a character facing -Y, + = towards its left), elevation (deg)
     "front": (0.0, 4.0),
     "three_quarter": (35.0, 10.0),
     "side": (90.0, 4.0),
     "high_front": (15.0, 22.0),
+    "sheet": (0.0, 8.0),
 }
 
 
 def setup_scene(scene: Any, resolution: tuple[int, int] = (640, 480), engine: str = "BLENDER_WORKBENCH",
-                samples: int = 8, background: tuple[float, float, float] = BACKGROUND) -> None:
+                samples: int = 8, background: tuple[float, float, float] = BACKGROUND, shadows: bool = True) -> None:
     """Render settings: engine, resolution, PNG output, Standard view transform, studio-lit Workbench
     with shadows and cavity (or few-sample Cycles), world colour ``background``."""
     import bpy
@@ -60,17 +61,20 @@ def setup_scene(scene: Any, resolution: tuple[int, int] = (640, 480), engine: st
         d.render_aa = '8'
         sh = d.shading
         sh.light = 'STUDIO'
-        sh.studio_light = 'Default'
+        sh.studio_light = 'paint.sl'
         sh.color_type = 'MATERIAL'
-        sh.show_shadows = True
+        sh.use_world_space_lighting = True
+        sh.studiolight_rotate_z = math.radians(-25.0)
+        sh.show_shadows = shadows
         sh.shadow_intensity = 0.35
         sh.show_cavity = True
         sh.cavity_type = 'WORLD'
         sh.curvature_ridge_factor = 0.5
         sh.curvature_valley_factor = 0.8
         sh.show_specular_highlight = True
-        d.shadow_focus = 0.6
-        d.light_direction = (0.35, -0.35, 0.87)
+        d.shadow_focus = 1.0
+        d.shadow_shift = 0.15  # hides the shadow terminator on smooth-shaded curved surfaces
+        d.light_direction = (0.3, -0.6, 0.75)
     elif engine == "CYCLES":
         scene.cycles.samples = samples
         scene.cycles.device = 'CPU'
@@ -306,8 +310,9 @@ def grid_offsets(n: int, columns: int | None = None, spacing: float = 0.95, row_
 
 
 def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarray | None]], filepath: str,
-                  columns: int | None = None, spacing: float = 0.95, view: str | tuple[float, float] = "high_front",
-                  resolution: tuple[int, int] = (960, 480), keep: bool = False, scene: Any = None) -> str:
+                  columns: int | None = None, spacing: float = 0.95, view: str | tuple[float, float] = "sheet",
+                  resolution: tuple[int, int] = (960, 480), keep: bool = False, scene: Any = None,
+                  lens: float = 85.0) -> str:
     """Render N SMPL poses ``(body_pose (63,)|(21,3), root_orient (3,)|None)`` as duplicated characters
     side by side (a grid with ``columns``) to one PNG. The source armature is left untouched."""
     import bpy
@@ -323,7 +328,7 @@ def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarra
             dups.append(arm)
             dups.extend(bodies)
         arms = [d for d in dups if d.type == 'ARMATURE']
-        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep)
+        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep, lens=lens)
     finally:
         if not keep:
             _remove_objects(dups)

@@ -1,0 +1,134 @@
+"""Bulk action write / read (slotted actions on 5.x, action.fcurves on 4.2), key types."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+import pytest
+
+from dposer_blender import action_io as aio, armature, pose_convert as pc
+
+
+@pytest.fixture
+def rig_obj() -> tuple[bpy.types.Object, pc.SMPLRig]:
+    obj = armature.create_smpl_armature(mannequin=False)
+    return obj, pc.SMPLRig.from_armature(obj)
+
+
+def motion(T: int, rig: pc.SMPLRig, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    body = rng.normal(0, 0.5, (T, 21, 3))
+    root = rng.normal(0, 0.5, (T, 3))
+    trans = rng.normal(0, 0.3, (T, 3))
+    q, loc = pc.pose_to_bone_data(body, root, trans, rig)
+    return q.astype(np.float32), loc.astype(np.float32)
+
+
+def test_api_flavour_matches_version(rig_obj) -> None:
+    obj, rig = rig_obj
+    q, loc = motion(3, rig)
+    act = aio.write_action(obj, q, rig.bone_names, location=loc, name="flavour")
+    assert obj.animation_data.action == act
+    if bpy.app.version >= (4, 4, 0):
+        assert aio.uses_slotted_actions()
+        assert len(act.slots) == 1 and obj.animation_data.action_slot == act.slots[0]
+        cb = aio.channelbag(act, act.slots[0])
+        assert len(cb.fcurves) == 24 * 4 + 3
+        assert cb.fcurves[0].group is not None and cb.fcurves[0].group.name == "pelvis"
+    else:
+        assert not aio.uses_slotted_actions()
+        assert len(act.fcurves) == 24 * 4 + 3
+        assert act.fcurves[0].group.name == "pelvis"
+
+
+def test_write_read_round_trip_is_bit_exact(rig_obj) -> None:
+    obj, rig = rig_obj
+    T = 40
+    q, loc = motion(T, rig)
+    frames = np.arange(T, dtype=np.float64) * 2 + 5  # every other frame from 5
+    act = aio.write_action(obj, q, rig.bone_names, frames=frames, location=loc, name="rt")
+    m = aio.read_action(act, rig.bone_names, obj)
+    assert m.quats.dtype == np.float32 and m.quats.shape == (T, 24, 4)
+    assert np.array_equal(m.frames, frames)
+    assert np.array_equal(m.quats, q)
+    assert np.array_equal(m.location, loc)
+    assert m.root_bone == "pelvis"
+    np.testing.assert_array_equal(aio.keyed_frames(act, obj), frames)
+    # 21 body bones only (DPoser body pose): other channels are read as identity
+    m21 = aio.read_action(act, rig.bone_names[1:22], obj, root_bone="pelvis")
+    assert np.array_equal(m21.quats, q[:, 1:22])
+
+
+def test_written_action_evaluates_to_backend_fk(rig_obj, random_poses, expected_joints) -> None:
+    obj, rig = rig_obj
+    body, root, trans = random_poses
+    q, loc = pc.pose_to_bone_data(body, root, trans, rig)
+    aio.write_action(obj, q, rig.bone_names, frame_start=1, location=loc, name="fk")
+    scene = bpy.context.scene
+    for n in range(len(body)):
+        scene.frame_set(1 + n)
+        heads = np.array([tuple(obj.pose.bones[b].head) for b in rig.bone_names])
+        mw = np.array(obj.matrix_world)
+        got = heads @ mw[:3, :3].T + mw[:3, 3]
+        exp = pc.smpl_points_to_blender(expected_joints[n]) @ mw[:3, :3].T + mw[:3, 3]
+        assert np.abs(got - exp).max() < 1e-5  # float32 storage of the keys
+
+
+def test_generated_key_type(rig_obj) -> None:
+    obj, rig = rig_obj
+    assert aio.generated_key_type() == "GENERATED"  # exists on 4.2 and 5.x
+    q, loc = motion(5, rig)
+    act = aio.write_action(obj, q, rig.bone_names, location=loc, key_type="GENERATED", name="gen")
+    types = aio.key_types(act, obj)
+    assert len(types) == 24 * 4 + 3
+    assert all(t == ["GENERATED"] * 5 for t in types.values())
+    # single-pose keys
+    obj.animation_data.action = None
+    pc.apply_smpl_pose(obj, np.zeros(63), np.array([0.0, 0.3, 0.0]), np.array([0.0, 0.0, 0.1]), rig)
+    n = aio.key_pose(obj, 12, location_bone="pelvis", key_type="GENERATED")
+    assert n == 24 * 4 + 3
+    act2 = obj.animation_data.action
+    t2 = aio.key_types(act2, obj)
+    assert len(t2) == 24 * 4 + 3 and all(t == ["GENERATED"] for t in t2.values())
+    aio.key_pose(obj, 20)
+    t3 = aio.key_types(act2, obj)
+    assert all(t == ["GENERATED", "KEYFRAME"] for k, t in t3.items() if "rotation" in k[0])
+    assert all(t == ["GENERATED"] for k, t in t3.items() if "location" in k[0])  # not keyed at 20
+    assert aio.set_key_type(act2, "GENERATED", frames=[20], obj=obj) == 24 * 4
+    assert all(t == ["GENERATED", "GENERATED"] for k, t in aio.key_types(act2, obj).items() if "rotation" in k[0])
+
+
+def test_rewrite_replaces_only_written_channels(rig_obj) -> None:
+    obj, rig = rig_obj
+    q, loc = motion(6, rig, seed=1)
+    act = aio.write_action(obj, q, rig.bone_names, location=loc, name="base")
+    q2, _ = motion(3, rig, seed=2)
+    aio.write_action(obj, q2[:, 4:6], rig.bone_names[4:6], frame_start=10, action=act)
+    m = aio.read_action(act, rig.bone_names, obj)
+    # frames now 1..6 and 10..12; untouched bones keep their keys, rewritten ones only have 10..12
+    np.testing.assert_array_equal(m.frames, [1, 2, 3, 4, 5, 6, 10, 11, 12])
+    fc = {(f.data_path, f.array_index): f for f in aio.action_fcurves(act, obj)}
+    assert len(fc[(aio.ROT_PATH.format(rig.bone_names[4]), 0)].keyframe_points) == 3
+    assert len(fc[(aio.ROT_PATH.format(rig.bone_names[0]), 0)].keyframe_points) == 6
+    assert np.array_equal(m.quats[6:, 4:6], q2[:, 4:6])
+    assert np.array_equal(m.quats[:6, 7], q[:, 7])
+
+
+def test_bad_input_rejected(rig_obj) -> None:
+    obj, rig = rig_obj
+    q, _ = motion(3, rig)
+    q[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        aio.write_action(obj, q, rig.bone_names)
+    with pytest.raises(ValueError, match=r"\(T,24,4\)"):
+        aio.write_action(obj, q[:, :5], rig.bone_names)
+
+
+def test_write_without_assigning_keeps_current_action(rig_obj) -> None:
+    obj, rig = rig_obj
+    q, loc = motion(4, rig)
+    a1 = aio.write_action(obj, q, rig.bone_names, name="first")
+    a2 = aio.write_action(obj, q, rig.bone_names, location=loc, name="second", assign=False)
+    assert obj.animation_data.action == a1 and a2 != a1
+    m = aio.read_action(a2, rig.bone_names, obj)
+    assert np.array_equal(m.quats, q) and np.array_equal(m.location, loc)

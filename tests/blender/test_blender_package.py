@@ -1,0 +1,87 @@
+"""Packaging: build -> validate -> install -> enable -> use -> disable -> uninstall, on this bpy version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import bpy
+
+REPO = Path(__file__).resolve().parents[2]
+PKG = "bl_ext.user_default.dposer_blender"
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_manifest_fields() -> None:
+    with open(REPO / "blender_manifest.toml", "rb") as f:
+        m = tomllib.load(f)
+    assert m["schema_version"] == "1.0.0"
+    assert m["id"] == "dposer_blender" and m["type"] == "add-on"
+    assert m["blender_version_min"] == "4.2.0"
+    assert m["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert isinstance(m["permissions"]["files"], str) and m["permissions"]["files"]
+
+
+def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None:
+    # build + validate (Blender's bl_pkg validator inside build_extension.py)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validated with" in proc.stdout
+    zpath = Path(proc.stdout.strip().splitlines()[-1])
+    assert zpath.name.startswith("dposer_blender-") and zpath.is_file()
+    with zipfile.ZipFile(zpath) as zf:
+        names = set(zf.namelist())
+    assert {"blender_manifest.toml", "__init__.py", "pose_convert.py", "armature.py", "action_io.py",
+            "backend/__init__.py", "backend/assets/smpl_skeleton.json", "backend/engine/kinematics.py"} <= names
+    assert not any("__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/") or "/tests/" in n
+                   for n in names)
+    weights = sorted((REPO / "weights").glob("*.pt"))
+    for w in weights:
+        assert f"weights/{w.name}" in names
+
+    # install (not enabled yet), so the folder can be snapshotted before the add-on runs
+    repo_index = next(i for i, r in enumerate(bpy.context.preferences.extensions.repos) if r.module == "user_default")
+    res = bpy.ops.extensions.package_install_files(filepath=str(zpath), repo="user_default", enable_on_install=False)
+    assert res == {'FINISHED'}
+    ext_dir = Path(bpy.context.preferences.extensions.repos[repo_index].directory) / "dposer_blender"
+    assert (ext_dir / "blender_manifest.toml").is_file()
+    before = _files(ext_dir)
+
+    # enable
+    res = bpy.ops.preferences.addon_enable(module=PKG)
+    assert res == {'FINISHED'}
+    assert PKG in {a.module for a in bpy.context.preferences.addons}
+    mod = sys.modules[PKG]
+    assert Path(mod.__file__).resolve().parent == ext_dir.resolve()
+
+    # use it from the installed location: the skeleton json inside the extension, the user dir outside
+    from importlib import import_module
+    arm_mod = import_module(PKG + ".armature")
+    sk_mod = import_module(PKG + ".skeleton_data")
+    assert sk_mod.skeleton_json_path().resolve() == (ext_dir / "backend/assets/smpl_skeleton.json").resolve()
+    obj = arm_mod.create_smpl_armature()
+    assert len(obj.data.bones) == 24
+    udir = Path(mod.user_dir())
+    assert udir.is_dir() and ext_dir.resolve() not in udir.resolve().parents
+
+    # disable: nothing left registered
+    res = bpy.ops.preferences.addon_disable(module=PKG)
+    assert res == {'FINISHED'}
+    assert PKG not in {a.module for a in bpy.context.preferences.addons}
+    assert mod._registered == [] and mod._hooks_done == []
+    leftovers = [n for n in dir(bpy.types) if getattr(getattr(bpy.types, n), "__module__", "").startswith(PKG)]
+    assert leftovers == []
+    assert _files(ext_dir) == before, "the extension wrote into its own folder"
+
+    # uninstall
+    res = bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id="dposer_blender")
+    assert res == {'FINISHED'}
+    assert not ext_dir.exists()

@@ -1,0 +1,54 @@
+"""Headless render helpers (Workbench): PNGs are written, show a figure, and leave the scene clean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from dposer_blender import armature, render
+from dposer_blender.skeleton_data import smpl_bone_names
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    img = bpy.data.images.load(str(path))
+    try:
+        w, h = img.size
+        px = np.empty(w * h * 4, dtype=np.float32)
+        img.pixels.foreach_get(px)
+        return px.reshape(h, w, 4)
+    finally:
+        bpy.data.images.remove(img)
+
+
+def test_render_objects_and_contact_sheet(tmp_path: Path) -> None:
+    obj = armature.create_smpl_armature()
+    scene = bpy.context.scene
+    n_obj = len(bpy.data.objects)
+    out = render.render_objects(scene, [obj], str(tmp_path / "one.png"), resolution=(160, 120))
+    px = _png_pixels(Path(out))
+    assert px.shape == (120, 160, 4)
+    assert px[..., :3].std() > 0.02  # not a blank frame
+    names = smpl_bone_names()
+    p = np.zeros((21, 3))
+    p[names.index("left_knee") - 1] = (1.2, 0.0, 0.0)
+    out2 = render.contact_sheet(obj, [(np.zeros(63), None), (p, None)], str(tmp_path / "sheet.png"),
+                                resolution=(200, 100))
+    assert _png_pixels(Path(out2)).shape == (100, 200, 4)
+    assert len(bpy.data.objects) == n_obj  # duplicates, camera and floor removed
+    assert all(not o.hide_render for o in scene.objects)
+
+
+def test_filmstrip(tmp_path: Path) -> None:
+    from dposer_blender import action_io as aio, pose_convert as pc
+
+    obj = armature.create_smpl_armature()
+    rig = pc.SMPLRig.from_armature(obj)
+    body = np.zeros((3, 21, 3))
+    body[:, smpl_bone_names().index("left_hip") - 1, 0] = [-0.3, -0.9, -1.5]
+    q, _ = pc.pose_to_bone_data(body, None, None, rig)
+    aio.write_action(obj, q, rig.bone_names, frame_start=1)
+    out = render.filmstrip(obj, [1, 2, 3], str(tmp_path / "strip.png"), resolution=(240, 80))
+    assert _png_pixels(Path(out)).shape == (80, 240, 4)
+    assert bpy.context.scene.frame_current == 1
