@@ -59,7 +59,7 @@ def _build_hash(archives: list[Path], quick: bool, dedup: float, val: float) -> 
         h.update(f"{a.name}:{a.stat().st_size}".encode())
     for f in sorted(FAMILIES_DIR.glob("*.json")):
         h.update(f.read_bytes())
-    for f in ("bvh.py", "retarget.py", "dataset.py"):
+    for f in ("bvh.py", "retarget.py"):  # bump BUILD_VERSION when dataset.py changes what it builds
         h.update((Path(__file__).parent / f).read_bytes())
     return h.hexdigest()[:16]
 
@@ -112,6 +112,46 @@ def print_summary(ds: PoseDataset, log=print) -> None:
     log(f"train poses (deduped): {t['train_kept_frames']}, val poses (deduped): {t['val_kept_frames']}")
 
 
+def build(mocap: str | Path | None = None, cache: str | Path | None = None, quick: bool = False,
+          dedup_threshold_m: float = DEDUP_THRESHOLD_M, val_fraction: float = VAL_FRACTION,
+          force: bool = False, log=print) -> tuple[PoseDataset, Path]:
+    """Build (or load the cached) dataset. Returns (dataset, path of its .npz).
+
+    Args:
+        mocap: folder with the ``*.tar.xz`` archives (default ``../shared/data/mocap``).
+        cache: cache root (default ``~/.cache/dposer``); unpacked clips go to ``<cache>/mocap``,
+            the dataset to ``<cache>/dataset/<hash>.npz``. Must be outside the repo.
+        quick: a dozen clips per archive.
+    """
+    from .dataset import load_dataset
+    cache_root = Path(cache).expanduser() if cache else default_cache_dir().parent
+    if REPO in cache_root.resolve().parents or cache_root.resolve() == REPO:
+        raise ValueError(f"refusing to cache inside the repo ({cache_root})")
+    mocap = Path(mocap) if mocap else DEFAULT_MOCAP
+    archives = [mocap / f"{s}.tar.xz" for s in ARCHIVES if (mocap / f"{s}.tar.xz").exists()]
+    if not archives:
+        raise FileNotFoundError(f"no mocap archives ({', '.join(ARCHIVES)}.tar.xz) in {mocap}")
+    key = _build_hash(archives, quick, dedup_threshold_m, val_fraction)
+    out = cache_root / "dataset" / f"{key}{'-quick' if quick else ''}.npz"
+    t0 = time.time()
+    if out.exists() and not force:
+        log(f"cached build {out}")
+        ds = load_dataset(path=out)
+    else:
+        log(f"unpacking to {cache_root / 'mocap'} and retargeting ...")
+        clips, stats = collect_clips(mocap, cache_root / "mocap", quick=quick, log=log)
+        for f in stats["failed"]:
+            log(f"  FAILED {f}")
+        meta = {"build_version": BUILD_VERSION, "hash": key, "quick": quick,
+                "archives": [a.name for a in archives], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "failed": stats["failed"]}
+        ds = build_dataset_from_clips(clips, dedup_threshold_m=dedup_threshold_m, val_fraction=val_fraction, meta=meta)
+        save_dataset(ds, out)
+        log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
+    mark_latest(out)
+    return ds, out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mocap", default=str(DEFAULT_MOCAP), help="folder with the *.tar.xz archives")
@@ -123,36 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="skip the retarget-quality table")
     args = ap.parse_args(argv)
 
-    cache_root = Path(args.cache).expanduser() if args.cache else default_cache_dir().parent
-    if REPO in cache_root.resolve().parents or cache_root.resolve() == REPO:
-        print(f"refusing to cache inside the repo ({cache_root})", file=sys.stderr)
+    try:
+        ds, out = build(args.mocap, args.cache, args.quick, args.dedup_cm / 100.0, args.val_fraction, args.force)
+    except (ValueError, FileNotFoundError) as e:
+        print(str(e), file=sys.stderr)
         return 2
-    ds_dir = cache_root / "dataset"
-    mocap = Path(args.mocap)
-    archives = [mocap / f"{s}.tar.xz" for s in ARCHIVES if (mocap / f"{s}.tar.xz").exists()]
-    if not archives:
-        print(f"no archives in {mocap}", file=sys.stderr)
-        return 2
-    dedup = args.dedup_cm / 100.0
-    key = _build_hash(archives, args.quick, dedup, args.val_fraction)
-    out = ds_dir / f"{key}{'-quick' if args.quick else ''}.npz"
-    t0 = time.time()
-    if out.exists() and not args.force:
-        from .dataset import load_dataset
-        print(f"cached build {out}")
-        ds = load_dataset(path=out)
-    else:
-        print(f"unpacking to {cache_root / 'mocap'} and retargeting ...")
-        clips, stats = collect_clips(mocap, cache_root / "mocap", quick=args.quick)
-        for f in stats["failed"]:
-            print(f"  FAILED {f}")
-        meta = {"build_version": BUILD_VERSION, "hash": key, "quick": args.quick,
-                "archives": [a.name for a in archives], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "failed": stats["failed"]}
-        ds = build_dataset_from_clips(clips, dedup_threshold_m=dedup, val_fraction=args.val_fraction, meta=meta)
-        save_dataset(ds, out)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
-    mark_latest(out)
+    cache_root = out.parent.parent
+    archives = [Path(args.mocap) / f"{s}.tar.xz" for s in ARCHIVES if (Path(args.mocap) / f"{s}.tar.xz").exists()]
     print_summary(ds)
     if not args.no_report:
         from .retarget_report import format_table, report

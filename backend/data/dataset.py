@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["PoseDataset", "ClipRecord", "default_cache_dir", "dedup_mask_for_clip", "split_for_clip",
+__all__ = ["PoseDataset", "ClipRecord", "build_dataset", "default_cache_dir", "dedup_mask_for_clip", "split_for_clip",
            "assign_splits", "build_dataset_from_clips", "load_dataset", "save_dataset", "DEDUP_THRESHOLD_M",
            "VAL_FRACTION"]
 
@@ -232,6 +232,20 @@ def build_dataset_from_clips(clips: Sequence[tuple[str, str, Any]], dedup_thresh
         clip_names=np.asarray(names, dtype=str), clip_sources=np.asarray(sources, dtype=str),
         clip_split=assign_splits(names, sources, val_fraction) if names else np.zeros(0, dtype=str),
         dedup_mask=np.concatenate(masks) if masks else np.zeros(0, bool), meta=meta)
+
+
+def build_dataset(mocap_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                  quick: bool = False, force: bool = False, dedup_threshold_m: float = DEDUP_THRESHOLD_M,
+                  val_fraction: float = VAL_FRACTION) -> PoseDataset:
+    """Build the dataset from the mocap archives (or load the cached build); see ``backend.data.build``.
+
+    Args:
+        mocap_dir: folder with the ``*.tar.xz`` archives (default ``../shared/data/mocap``).
+        cache_dir: cache root (default ``~/.cache/dposer``), outside the repo.
+        quick: a dozen clips per archive (smoke test).
+    """
+    from .build import build
+    return build(mocap_dir, cache_dir, quick, dedup_threshold_m, val_fraction, force, log=lambda *a: None)[0]
 
 
 def save_dataset(ds: PoseDataset, path: str | os.PathLike) -> Path:

@@ -29,12 +29,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
 TARGET_DEG = {"legs": 5.0, "arms": 5.0, "spine": 10.0, "neck": 10.0}
 
 
-def bone_angle_errors(motion: BVHMotion, family: str | None = None) -> tuple[dict[str, float], int]:
+def bone_angle_errors(motion: BVHMotion, family: str | None = None,
+                      poses_out: list[np.ndarray] | None = None) -> tuple[dict[str, float], int]:
     """Mean angle (degrees) per mapped SMPL bone between SMPL and source world bone directions.
+
+    Args:
+        poses_out: if given, the retargeted (T,63) body poses are appended to it.
 
     Returns ({smpl_joint_name: mean_deg}, number of frames compared).
     """
     sm = retarget_bvh(motion, family=family, fps=None)
+    if poses_out is not None:
+        poses_out.append(sm.body_pose)
     d_src, pairs, names = source_bone_directions(motion, family=family)
     P, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
     d = P[:, pairs[:, 1]] - P[:, pairs[:, 0]]
@@ -110,13 +116,14 @@ def report(files: list[Path], max_files_per_family: int | None = None) -> dict[s
     """Frame-weighted mean bone errors per family over ``files``. Returns {family: {bone|group: deg}}."""
     acc: dict[str, dict[str, list[float]]] = {}
     counts: dict[str, int] = {}
+    poses: dict[str, list[np.ndarray]] = {}
     for f in files:
         m = read_bvh(f)
         fam = detect_family(m.names).name
         if max_files_per_family is not None and counts.get(fam, 0) >= max_files_per_family:
             continue
         counts[fam] = counts.get(fam, 0) + 1
-        per, n = bone_angle_errors(m, fam)
+        per, n = bone_angle_errors(m, fam, poses.setdefault(fam, []))
         a = acc.setdefault(fam, {})
         for k, v in per.items():
             a.setdefault(k, []).append(v * n)
@@ -126,6 +133,9 @@ def report(files: list[Path], max_files_per_family: int | None = None) -> dict[s
         n = float(np.sum(a.pop("__n")))
         per = {k: float(np.sum(v) / n) for k, v in a.items()}
         per.update({f"[{g}]": v for g, v in group_errors(per).items()})
+        bp = np.concatenate(poses[fam])
+        per["(elbow roll)"] = float(np.mean([abs(hinge_axis_twist(bp, j, HINGES[j][1])) for j in HINGES]))
+        per["(frames)"] = n
         out[fam] = per
     return out
 
@@ -134,14 +144,16 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     """Text table: one row per bone / group, one column per family."""
     fams = sorted(results)
     rows = [n for n in SMPL_NAMES if any(n in results[f] for f in fams)] + \
-        [f"[{g}]" for g in GROUPS if any(f"[{g}]" in results[f] for f in fams)]
+        [f"[{g}]" for g in GROUPS if any(f"[{g}]" in results[f] for f in fams)] + ["(elbow roll)", "(frames)"]
     w = max(12, *(len(f) for f in fams)) if fams else 12
     lines = ["mean bone-direction error, degrees (SMPL FK vs source FK)",
              f"{'bone':<16}" + "".join(f"{f:>{w + 2}}" for f in fams)]
     for r in rows:
         lines.append(f"{r:<16}" + "".join(
-            f"{results[f][r]:>{w + 2}.2f}" if r in results[f] else f"{'-':>{w + 2}}" for f in fams))
-    lines.append("targets: limbs <= 5 deg, spine and neck <= 10 deg")
+            (f"{results[f][r]:>{w + 2}.0f}" if r == "(frames)" else f"{results[f][r]:>{w + 2}.2f}")
+            if r in results[f] else f"{'-':>{w + 2}}" for f in fams))
+    lines.append("targets: limbs <= 5 deg, spine and neck <= 10 deg. (elbow roll): angle between the elbow's\n"
+                 "principal flexion axis and SMPL's (a twist check the direction error cannot see).")
     return "\n".join(lines)
 
 
