@@ -37,7 +37,7 @@ from scipy.spatial.transform import Rotation
 
 from backend.engine.skeleton import smpl_skeleton
 
-from .bvh import BVHMotion, bvh_forward_kinematics, read_bvh
+from .bvh import BVHMotion, bvh_forward_kinematics, guess_unit_scale, read_bvh
 
 __all__ = ["SMPLMotion", "Family", "load_families", "get_family", "detect_family", "retarget_bvh",
            "retarget_file", "smpl_fk_np", "resample_rotations", "SMPL_BONES", "source_bone_directions",
@@ -201,6 +201,14 @@ def _point(P: np.ndarray, G: np.ndarray, motion: BVHMotion, name: str, C: np.nda
     return P[:, motion.index(name)]
 
 
+def _rest_extent(motion: BVHMotion) -> float:
+    """Largest extent (file units) of the zero-pose skeleton, End Sites included."""
+    J = motion.num_joints
+    _, P = bvh_forward_kinematics(motion.parents, np.broadcast_to(np.eye(3), (1, J, 3, 3)), motion.offsets[None])
+    pts = [P[0]] + [P[0, j][None] + off[None] for j, off in motion.end_sites.items()]
+    return float(np.max(np.ptp(np.concatenate(pts), axis=0)))
+
+
 def _normalize(v: np.ndarray, eps: float = 1e-9) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
 
@@ -346,6 +354,11 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
     spec = family.spec
     C = family.axis_change()
     unit = family.units_to_m if motion.scale == 1.0 else 1.0
+    # A user's file may be in other units than the family usually is: trust the family's unit only
+    # if it gives a human-sized skeleton, else guess from the skeleton's size.
+    height = _rest_extent(motion) * unit
+    if not 0.5 < height < 3.0:
+        unit = guess_unit_scale(motion)
     joints_spec: dict[str, Any] = spec["joints"]
     src: list[int | None] = []
     end: list[str | None] = []

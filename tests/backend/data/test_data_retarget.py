@@ -166,3 +166,14 @@ def test_user_supplied_family_dir(tmp_path: Path) -> None:
     (tmp_path / "mine.json").write_text(json.dumps(smpl_family().spec | {"name": "mine"}))
     fams = load_families(tmp_path)
     assert list(fams) == ["mine"]
+
+
+def test_units_from_family_or_guessed() -> None:
+    raw = read_bvh(DATA / "cmu_daz_07_01_walk.bvh")                 # cm, family says 0.01
+    pre = read_bvh(DATA / "cmu_daz_07_01_walk.bvh", scale=0.01)     # already metres
+    metres_file = read_bvh(DATA / "cmu_daz_07_01_walk.bvh", scale=0.01)
+    metres_file.scale = 1.0                                         # as if the file itself were in metres
+    a, b, c = (retarget_bvh(m) for m in (raw, pre, metres_file))
+    for x in (b, c):
+        np.testing.assert_allclose(x.body_pose, a.body_pose, atol=1e-5)
+        np.testing.assert_allclose(x.trans, a.trans, atol=1e-5)
