@@ -1,0 +1,157 @@
+"""Protocol fuzzing with hypothesis: random JSON, wrong types, huge arrays, NaN, truncated lines.
+
+The server must never die, and every line gets exactly one final reply (an ``error`` for every
+malformed one). Runs against the stub tasks (no step delay) so valid-by-accident requests are cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backend.protocol import schema as S
+
+from server_helpers import STUB_TASKS, RawServer
+
+_sentinels = itertools.count()
+SAFE_TYPES = sorted(set(S.REQUEST_TYPES) - {"shutdown"})
+FIELDS = sorted({f for cls in S.REQUEST_TYPES.values() for f in cls.__dataclass_fields__} - {"id"})
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Iterator[RawServer]:
+    s = RawServer("--tasks-module", str(STUB_TASKS), "--weights", str(tiny_checkpoint), "--device", "cpu",
+                  log=tmp_path_factory.mktemp("fuzzlog") / "server.log",
+                  env={"STUB_STEP_S": "0", "STUB_DENOISE_STEPS": "3"})
+    yield s
+    assert s.proc.poll() is None, "the server died during fuzzing"
+    s.close()
+
+
+def exchange(server: RawServer, line: bytes) -> list[dict]:
+    """Send one line, then a sentinel; return the final replies that came before the sentinel's.
+
+    The sentinel is a queued request (a cheap stub ``sample``), not a ``ping``: control requests are
+    answered at once and would overtake a queued request sent before them.
+    """
+    sid = f"~sentinel~{next(_sentinels)}"
+    if not line.endswith(b"\n"):
+        line += b"\n"
+    server.send(line + (json.dumps({"id": sid, "type": "sample", "n": 1, "steps": 1}) + "\n").encode())
+    finals = []
+    while True:
+        m = server.next(timeout=60)
+        if m.get("id") == sid:
+            if m["type"] == "progress":
+                continue
+            assert m["type"] == "result", m
+            return finals
+        if m["type"] in ("result", "error"):
+            assert m["type"] == "result" or (m["code"] in S.ERROR_CODES and m["message"]), m
+            finals.append(m)
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, allow_nan=True).encode()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=25)
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@FUZZ
+@given(value=json_values)
+def test_random_json(fuzz_server: RawServer, value: Any) -> None:
+    if isinstance(value, dict) and value.get("type") == "shutdown":
+        value["type"] = "ping"
+    finals = exchange(fuzz_server, _dumps(value))
+    assert len(finals) == 1
+    if not isinstance(value, dict) or "id" not in value or not isinstance(value.get("type"), str):
+        assert finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_REQUEST
+
+
+@FUZZ
+@given(rid=st.integers(0, 2**40) | st.text(min_size=1, max_size=10),
+       rtype=st.sampled_from(SAFE_TYPES + ["nonsense", ""]),
+       fields=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4))
+def test_request_shaped_with_wrong_types(fuzz_server: RawServer, rid: Any, rtype: str, fields: dict) -> None:
+    obj = {"id": rid, "type": rtype, **fields}
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["id"] == rid
+
+
+def _valid(rtype: str) -> dict:
+    return {
+        "variations": {"id": 1, "type": "variations", "pose": [0.1] * 63, "strength": 0.5, "n": 2},
+        "score": {"id": 1, "type": "score", "poses": [[0.1] * 63] * 3},
+        "complete": {"id": 1, "type": "complete", "pose": [0.1] * 63, "keep": ["left_knee"], "n_hypotheses": 2},
+        "denoise": {"id": 1, "type": "denoise", "poses": [[0.1] * 63] * 2},
+        "inbetween": {"id": 1, "type": "inbetween", "keys": [[0.1] * 63] * 2, "n_frames": 2},
+    }[rtype]
+
+
+ARRAY_FIELD = {"variations": "pose", "score": "poses", "complete": "pose", "denoise": "poses", "inbetween": "keys"}
+
+
+@FUZZ
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), bad=st.sampled_from([math.nan, math.inf, -math.inf, 1e300]),
+       where=st.integers(0, 10_000), rid=st.integers(0, 10**6))
+def test_nan_and_inf_anywhere(fuzz_server: RawServer, rtype: str, bad: float, where: int, rid: int) -> None:
+    obj = _valid(rtype)
+    obj["id"] = rid
+    arr = obj[ARRAY_FIELD[rtype]]
+    if isinstance(arr[0], list):
+        arr[where % len(arr)][where % 63] = bad
+    else:
+        arr[where % 63] = bad
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["id"] == rid
+    assert finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_INPUT
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)),
+       size=st.sampled_from([0, 1, 62, 64, 21 * 4, 200_000]),
+       encoded=st.booleans(), rid=st.integers(0, 10**6))
+def test_wrong_and_huge_arrays(fuzz_server: RawServer, rtype: str, size: int, encoded: bool, rid: int) -> None:
+    obj = _valid(rtype)
+    obj["id"] = rid
+    if encoded:
+        # a claimed shape that does not match the data, or a huge claimed shape
+        obj[ARRAY_FIELD[rtype]] = {"$array": "float32", "shape": [max(size, 1), 10**7],
+                                   "base64": "AAAAAA=="}
+    else:
+        obj[ARRAY_FIELD[rtype]] = [0.5] * size
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["id"] == rid
+    assert finals[0]["type"] == "error" and finals[0]["code"] in (S.BAD_INPUT, S.BAD_REQUEST)
+
+
+@FUZZ
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), cut=st.floats(0.0, 0.999))
+def test_truncated_lines(fuzz_server: RawServer, rtype: str, cut: float) -> None:
+    line = _dumps(_valid(rtype))
+    finals = exchange(fuzz_server, line[: int(cut * (len(line) - 1))])
+    if int(cut * (len(line) - 1)) == 0:
+        assert finals == []  # an empty line is ignored
+        return
+    assert len(finals) == 1 and finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_REQUEST
+    assert finals[0]["id"] is None
+
+
+def test_binary_garbage_and_server_still_alive(fuzz_server: RawServer) -> None:
+    for junk in (b"\xff\xfe\x00\x01", b"\x00" * 100, b"{" * 5000, b"[" * 100_000):
+        finals = exchange(fuzz_server, junk)
+        assert len(finals) == 1 and finals[0]["code"] == S.BAD_REQUEST
+    assert fuzz_server.proc.poll() is None

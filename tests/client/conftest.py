@@ -1,0 +1,56 @@
+"""Fixtures for the client tests (no bpy; helpers live in ``client_helpers.py``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import pytest
+
+from client_helpers import REPO, SHIPPED_WEIGHTS, STUB_TASKS, TINY_CKPT_CODE, load_client_package
+
+
+@pytest.fixture(scope="session")
+def client_pkg() -> ModuleType:
+    assert "bpy" not in sys.modules
+    return load_client_package()
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped weights when present, else a tiny random checkpoint (made in a subprocess)."""
+    if SHIPPED_WEIGHTS.is_file():
+        return SHIPPED_WEIGHTS
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    subprocess.run([sys.executable, "-c", TINY_CKPT_CODE, str(path)], cwd=REPO, check=True, timeout=120)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(client_pkg: ModuleType, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A client on the real tasks, shared by a module."""
+    c = client_pkg.BackendClient(python=sys.executable, weights=str(weights), device="cpu",
+                                 log_path=str(tmp_path_factory.mktemp("clog") / "server.log"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def stub_client_factory(client_pkg: ModuleType, weights: Path, tmp_path: Path) -> Iterator[object]:
+    """Clients whose server runs the stub tasks (``STUB_STEP_S`` seconds per step)."""
+    made = []
+
+    def make(step_s: float = 0.01, extra_args: tuple[str, ...] = (), **kw: object) -> object:
+        c = client_pkg.BackendClient(python=sys.executable, weights=str(weights), device="cpu",
+                                     log_path=str(tmp_path / f"s{len(made)}.log"),
+                                     server_args=("--tasks-module", str(STUB_TASKS), *extra_args),
+                                     env={"STUB_STEP_S": str(step_s)}, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
