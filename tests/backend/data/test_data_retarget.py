@@ -21,19 +21,30 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def smpl_as_bvh(body_pose: np.ndarray, root_orient: np.ndarray, trans: np.ndarray, fps: float = 60.0,
-                units: float = 100.0, order: str = "ZXY", axes: np.ndarray | None = None) -> str:
+                units: float = 100.0, order: str = "ZXY", axes: np.ndarray | None = None,
+                frames: np.ndarray | None = None) -> str:
     """Write an SMPL motion as a BVH of the 24-joint SMPL skeleton (in cm, optionally other world axes).
 
     axes: (3,3) A with v_file = A @ v_smpl (e.g. Z-up); the rest skeleton is rotated too.
+    frames: (24,3,3) per-joint local axes F_j (world axes of joint j in the SMPL rest pose), as in rigs
+        like Bandai's whose zero pose is not the rest pose: L'_j = F_p^T L_j F_j, offsets F_p^T o_j.
     """
     sk = smpl_skeleton()
     A = np.eye(3) if axes is None else axes
+    F = np.broadcast_to(np.eye(3), (24, 3, 3)) if frames is None else frames
+    par = list(sk.parents)
     off = sk.offsets() @ A.T * units
     off[0] = 0.0
     T = body_pose.shape[0]
     aa = np.concatenate([root_orient[:, None], body_pose.reshape(T, 21, 3), np.zeros((T, 2, 3))], axis=1)
     R = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(T, 24, 3, 3)
     R = A @ R @ A.T
+    Fa = A @ F @ A.T
+    for j in range(24):
+        Fp = Fa[par[j]] if j > 0 else np.eye(3)
+        R[:, j] = Fp.T @ R[:, j] @ Fa[j]
+        if j > 0:
+            off[j] = Fp.T @ off[j]
     eul = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler(order, degrees=True).reshape(T, 24, 3)
     root_pos = ((trans + sk.rest_joints[0]) @ A.T) * units
     joints, cols = [], []
@@ -43,7 +54,7 @@ def smpl_as_bvh(body_pose: np.ndarray, root_orient: np.ndarray, trans: np.ndarra
             ch = ["Xposition", "Yposition", "Zposition"] + ch
             cols += [root_pos[:, 0], root_pos[:, 1], root_pos[:, 2]]
         cols += [eul[:, j, 0], eul[:, j, 1], eul[:, j, 2]]
-        end = tuple((A @ np.array([0, 10.0, 0])).tolist()) if name == "head" else None
+        end = tuple((Fa[j].T @ A @ np.array([0, 10.0, 0])).tolist()) if name == "head" else None
         joints.append(SynthJoint(name, sk.parents[j], tuple(off[j]), ch, end))
     return SynthBVH(joints, 1.0 / fps, np.stack(cols, 1)).text()
 
@@ -62,6 +73,38 @@ def smpl_family(up_axis: str = "+Y", forward_axis: str = "+Z") -> Family:
             "drop_first_frame": False, "reference_pose": "zero", "joints": joints,
             "detect": {"all_of": list(SMPL_NAMES)}}
     return Family("smpl_test", spec)
+
+
+def signed_permutations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n,3,3) random proper signed permutation matrices."""
+    out = []
+    while len(out) < n:
+        P = np.eye(3)[rng.permutation(3)] * rng.choice([-1.0, 1.0], size=3)[:, None]
+        if np.linalg.det(P) > 0:
+            out.append(P)
+    return np.stack(out)
+
+
+@pytest.mark.filterwarnings("ignore:Gimbal lock")
+def test_reference_globals_for_rigs_with_rotated_joint_frames() -> None:
+    """A rig whose zero pose is not anatomical (like Bandai's): with the T-pose reference given as each
+    joint's world axes, the retarget is still exact."""
+    rng = np.random.default_rng(4)
+    body, root, trans = random_smpl_motion(rng, 10)
+    F = signed_permutations(rng, 24)
+    m = parse_bvh(smpl_as_bvh(body, root, trans, fps=30.0, frames=F))
+    fam = smpl_family()
+    axis_name = {(1, 0, 0): "+X", (-1, 0, 0): "-X", (0, 1, 0): "+Y", (0, -1, 0): "-Y", (0, 0, 1): "+Z", (0, 0, -1): "-Z"}
+    globals_ = {n: [axis_name[tuple(int(v) for v in F[j][:, k])] for k in range(3)] for j, n in enumerate(SMPL_NAMES)}
+    spec = dict(fam.spec, reference_pose={"globals": globals_})
+    sm = retarget_bvh(m, Family("smpl_rot", spec), fps=None, floor=False)
+    ang = np.degrees((Rotation.from_rotvec(sm.body_pose.reshape(-1, 3).astype(float)).inv()
+                      * Rotation.from_rotvec(body.reshape(-1, 3))).magnitude())
+    assert ang.max() < 0.05, ang.max()
+    np.testing.assert_allclose(sm.trans, trans, atol=1e-4)
+    # and with the (wrong) zero-pose reference it is not
+    bad = retarget_bvh(m, fam, fps=None, floor=False)
+    assert np.abs(bad.body_pose - body).max() > 0.5
 
 
 def random_smpl_motion(rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,3 +220,27 @@ def test_units_from_family_or_guessed() -> None:
     for x in (b, c):
         np.testing.assert_allclose(x.body_pose, a.body_pose, atol=1e-5)
         np.testing.assert_allclose(x.trans, a.trans, atol=1e-5)
+
+
+CGSPEED_STD_NAMES = {  # the shipped cgspeed spelling -> the common cgspeed spelling (same rig)
+    "LeftHip": "LeftUpLeg", "LeftKnee": "LeftLeg", "LeftAnkle": "LeftFoot", "LeftToe": "LeftToeBase",
+    "RightHip": "RightUpLeg", "RightKnee": "RightLeg", "RightAnkle": "RightFoot", "RightToe": "RightToeBase",
+    "lowerback": "LowerBack", "Chest": "Spine", "Chest2": "Spine1", "lowerneck": "Neck", "Neck": "Neck1",
+    "LeftCollar": "LeftShoulder", "LeftShoulder": "LeftArm", "LeftElbow": "LeftForeArm", "LeftWrist": "LeftHand",
+    "lhand": "LeftFingerBase", "LFingers": "LeftHandIndex1",
+    "RightCollar": "RightShoulder", "RightShoulder": "RightArm", "RightElbow": "RightForeArm",
+    "RightWrist": "RightHand", "rhand": "RightFingerBase", "RFingers": "RightHandIndex1",
+}
+
+
+def test_cgspeed_common_spelling_family_matches() -> None:
+    import re
+    text = (DATA / "cmu_cgspeed_131_01_trim241.bvh").read_text()
+    head, motion = text.split("MOTION", 1)
+    head = re.sub(r"(ROOT|JOINT)\s+(\S+)", lambda m: f"{m.group(1)} {CGSPEED_STD_NAMES.get(m.group(2), m.group(2))}", head)
+    std = parse_bvh(head + "MOTION" + motion)
+    assert detect_family(std.names).name == "cmu_cgspeed_std"
+    a = retarget_bvh(read_bvh(DATA / "cmu_cgspeed_131_01_trim241.bvh"))
+    b = retarget_bvh(std)
+    np.testing.assert_allclose(b.body_pose, a.body_pose, atol=1e-5)
+    np.testing.assert_allclose(b.trans, a.trans, atol=1e-5)
