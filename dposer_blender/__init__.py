@@ -28,10 +28,22 @@ _hooks_done: list[Callable[[], None]] = []
 
 
 def user_dir(create: bool = True) -> str:
-    """Per-user writable directory of this extension (caches, logs); never the extension folder."""
+    """Per-user writable directory of this extension (caches, logs); never the extension folder.
+
+    ``bpy.utils.extension_path_user(__package__)`` when installed as an extension; when the package is
+    imported from a source checkout (tests, scripts) a ``dposer_blender`` folder in Blender's user config.
+    """
+    import os
+
     import bpy
 
-    return bpy.utils.extension_path_user(__package__, create=create)
+    try:
+        return bpy.utils.extension_path_user(__package__, create=create)
+    except (ValueError, RuntimeError):
+        path = os.path.join(bpy.utils.user_resource('CONFIG'), "dposer_blender")
+        if create:
+            os.makedirs(path, exist_ok=True)
+        return path
 
 
 def register() -> None:

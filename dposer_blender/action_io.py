@@ -350,6 +350,81 @@ def keyed_frames(action: Any, obj: Any = None) -> np.ndarray:
     return np.unique(np.concatenate(fr)).astype(np.float64) if fr else np.zeros(0)
 
 
+# --------------------------------------------------------------------------- SMPL-level convenience
+
+def write_smpl_motion(obj: Any, body_pose: np.ndarray, root_orient: np.ndarray | None = None,
+                      trans: np.ndarray | None = None, frame_start: float = 1.0,
+                      frames: Iterable[float] | None = None, floor_based_trans: bool = False,
+                      action: Any = None, name: str | None = None, key_type: str | None = None,
+                      interpolation: str = "LINEAR", assign: bool = True, rig: Any = None) -> Any:
+    """Convert an SMPL motion with :mod:`pose_convert` and write it in one pass (:func:`write_action`).
+
+    Args:
+        obj: an SMPL-like armature object.
+        body_pose: (T,63) or (T,21,3) axis-angle; root_orient: (T,3) or None (the pelvis is then keyed
+            with identity); trans: (T,3) or None (no location keys).
+        floor_based_trans: ``trans`` is floor-based (AMASS / the backend's BVH import, feet on SMPL y = 0):
+            subtract the armature's floor lift (``pose_convert.motion_trans_to_rig``).
+        Other arguments as in :func:`write_action`. All 24 bones are keyed (hands with identity).
+    Returns:
+        the action.
+    """
+    from . import pose_convert as pc
+
+    rig = rig or pc.SMPLRig.from_armature(obj)
+    bp = np.asarray(body_pose, dtype=np.float64)
+    T = bp.shape[0]
+    if root_orient is None:
+        root_orient = np.zeros((T, 3))
+    t = None
+    if trans is not None:
+        t = pc.motion_trans_to_rig(trans, obj) if floor_based_trans else np.asarray(trans, dtype=np.float64)
+    quats, loc = pc.pose_to_bone_data(bp, root_orient, t, rig)
+    present = rig.present()
+    return write_action(obj, quats[:, present], [rig.bone_names[j] for j in present], frames=frames,
+                        frame_start=frame_start, location=loc, root_bone=rig.bone_names[0], action=action,
+                        name=name, key_type=key_type, interpolation=interpolation, assign=assign)
+
+
+def read_smpl_motion(obj: Any, action: Any = None, floor_based_trans: bool = False,
+                     rig: Any = None) -> dict[str, np.ndarray]:
+    """Read an action (default: ``obj``'s active one) back as SMPL: dict(frames (T,), body_pose (T,63),
+    root_orient (T,3), trans (T,3)); ``trans`` is zero when the pelvis location is not keyed."""
+    from . import pose_convert as pc
+
+    rig = rig or pc.SMPLRig.from_armature(obj)
+    if action is None:
+        if obj.animation_data is None or obj.animation_data.action is None:
+            raise ValueError(f"'{obj.name}' has no active action")
+        action = obj.animation_data.action
+    present = rig.present()
+    m = read_action(action, [rig.bone_names[j] for j in present], obj, root_bone=rig.bone_names[0])
+    T = len(m.frames)
+    quats = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (T, 24, 1))
+    quats[:, present] = m.quats
+    body, root, trans = pc.bone_data_to_pose(quats, m.location, rig)
+    if floor_based_trans:
+        trans = pc.rig_trans_to_motion(trans, obj)
+    if not np.all(np.isfinite(quats)) or not np.all(np.isfinite(trans)):
+        raise ValueError(f"action '{action.name}' contains NaN or inf values")
+    return {"frames": m.frames, "body_pose": body.reshape(T, 63), "root_orient": root, "trans": trans}
+
+
+def key_smpl_pose(obj: Any, frame: float, body_pose: np.ndarray, root_orient: np.ndarray | None = None,
+                  trans: np.ndarray | None = None, key_type: str | None = None, rig: Any = None,
+                  joints: Sequence[int] | None = None) -> int:
+    """Apply one SMPL pose to ``obj`` and key it at ``frame`` (rotations of the mapped bones, or only of
+    SMPL joint indices ``joints``; the pelvis location too when ``trans`` is given). Returns keys written."""
+    from . import pose_convert as pc
+
+    rig = rig or pc.SMPLRig.from_armature(obj)
+    pc.apply_smpl_pose(obj, body_pose, root_orient, trans, rig, joints=joints)
+    idx = rig.present() if joints is None else [j for j in joints if rig.bone_names[j] is not None]
+    return key_pose(obj, frame, [rig.bone_names[j] for j in idx],
+                    location_bone=rig.bone_names[0] if trans is not None else None, key_type=key_type)
+
+
 __all__ = ["Motion", "uses_slotted_actions", "key_type_value", "generated_key_type", "ensure_action",
            "channelbag", "action_slot_for", "write_action", "read_action", "key_pose", "set_key_type",
-           "key_types", "action_fcurves", "keyed_frames", "ROT_PATH", "LOC_PATH"]
+           "key_types", "action_fcurves", "keyed_frames", "ROT_PATH", "LOC_PATH", "write_smpl_motion",
+           "read_smpl_motion", "key_smpl_pose"]

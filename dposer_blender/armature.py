@@ -114,7 +114,8 @@ def create_smpl_armature(context: Any = None, name: str = "SMPL", collection: An
         context: a ``bpy.context``-like object (default ``bpy.context``).
         name: object / data name of the armature.
         collection: collection to link into (default: the scene's active collection).
-        location: armature object location; by default (0, 0, lift) so the rest-pose soles touch z = 0.
+        location: armature object location; by default (0, 0, lift) so the rest-pose soles touch z = 0
+            (``lift`` = ``mannequin.floor_lift()``, stored as the object property ``dposer_floor_lift``).
         mannequin: also create the procedural mannequin mesh (``mannequin.create_mannequin``), or the
             real SMPL mesh when ``smpl_model_path`` is given and readable.
         smpl_model_path: optional SMPL model file (.npz / .pkl) for the real mesh.
@@ -159,6 +160,9 @@ def create_smpl_armature(context: Any = None, name: str = "SMPL", collection: An
     for pb in obj.pose.bones:
         pb.rotation_mode = 'QUATERNION'
     obj["dposer_smpl"] = True
+    # distance from the armature origin (SMPL's origin) down to the rest-pose soles: the floor is at
+    # object z - lift; pose_convert.motion_trans_to_rig() uses it for floor-based motion translations
+    obj["dposer_floor_lift"] = float(_mannequin.floor_lift())
 
     if mannequin:
         body = None

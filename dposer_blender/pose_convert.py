@@ -213,6 +213,31 @@ def blender_points_to_smpl(points: np.ndarray, offset: np.ndarray | None = None)
     return p @ SMPL_TO_BLENDER
 
 
+def floor_lift_of(obj: Any) -> float:
+    """Height (m) by which an SMPL armature object was lifted so its rest-pose soles touch z = 0
+    (the ``dposer_floor_lift`` property set by ``armature.create_smpl_armature``; 0 for other rigs)."""
+    try:
+        return float(obj.get("dposer_floor_lift", 0.0))
+    except (AttributeError, TypeError):
+        return 0.0
+
+
+def motion_trans_to_rig(trans: np.ndarray, obj: Any) -> np.ndarray:
+    """Floor-based motion translation (AMASS / the backend's BVH retargeting: feet on SMPL y = 0) ->
+    the translation to give :func:`apply_smpl_pose` / the pelvis of ``obj``, whose object location
+    already lifts the body by ``floor_lift_of(obj)``. (...,3) -> (...,3)."""
+    t = np.array(trans, dtype=np.float64, copy=True)
+    t[..., 1] -= floor_lift_of(obj)
+    return t
+
+
+def rig_trans_to_motion(trans: np.ndarray, obj: Any) -> np.ndarray:
+    """Inverse of :func:`motion_trans_to_rig` (pelvis translation read from ``obj`` -> floor-based)."""
+    t = np.array(trans, dtype=np.float64, copy=True)
+    t[..., 1] += floor_lift_of(obj)
+    return t
+
+
 # --------------------------------------------------------------------------- rig mapping
 
 _SIDE = {"l": "left", "r": "right"}
@@ -374,5 +399,5 @@ __all__ = [
     "axis_angle_to_quat", "smpl_to_pose_quats", "pose_quats_to_smpl", "trans_to_pelvis_location",
     "pelvis_location_to_trans", "smpl_points_to_blender", "blender_points_to_smpl", "normalize_bone_name",
     "find_smpl_bones", "check_smpl_armature", "pose_to_bone_data", "bone_data_to_pose", "apply_smpl_pose",
-    "read_pose_quats", "read_smpl_pose",
+    "read_pose_quats", "read_smpl_pose", "floor_lift_of", "motion_trans_to_rig", "rig_trans_to_motion",
 ]

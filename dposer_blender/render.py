@@ -28,6 +28,8 @@ from .pose_convert import apply_smpl_pose
 BACKGROUND = (0.78, 0.79, 0.81)
 #: Floor colour (linear RGBA).
 FLOOR_COLOR = (0.85, 0.86, 0.88, 1.0)
+#: Caption colour (linear RGBA).
+LABEL_COLOR = (0.05, 0.05, 0.06, 1.0)
 
 VIEWS = {  # azimuth (deg, 0 = camera in front of a character facing -Y, + = towards its left), elevation (deg)
     "front": (0.0, 4.0),
@@ -238,15 +240,48 @@ def copy_pose(src: Any, dst: Any) -> None:
         q.matrix_basis = pb.matrix_basis.copy()
 
 
+def ground_object(obj: Any, z: float = 0.0) -> float:
+    """Move an armature object vertically so the lowest point of its evaluated body meshes is at ``z``;
+    returns the shift applied."""
+    import bpy
+
+    bpy.context.view_layer.update()
+    pts = world_points(body_objects(obj) or [obj], bpy.context.evaluated_depsgraph_get())
+    dz = float(z - pts[:, 2].min())
+    obj.location.z += dz
+    return dz
+
+
+def remove_horizontal_root_motion(obj: Any) -> None:
+    """Zero the horizontal (armature-space X/Y) part of the root bones' pose translation, keeping height."""
+    for pb in obj.pose.bones:
+        if pb.parent is not None:
+            continue
+        m = np.array(pb.bone.matrix_local)[:3, :3]
+        d = m @ np.array(tuple(pb.location))
+        d[0] = d[1] = 0.0
+        pb.location = tuple(m.T @ d)
+
+
 def _remove_objects(objs: Sequence[Any]) -> None:
     import bpy
 
     for o in objs:
-        if o is not None and o.name in bpy.data.objects:
-            data = o.data
-            bpy.data.objects.remove(o, do_unlink=True)
-            if data is not None and data.users == 0 and isinstance(data, bpy.types.Mesh) and data.name.startswith("DPoser"):
-                bpy.data.meshes.remove(data)
+        try:
+            if o is None or o.name not in bpy.data.objects:
+                continue
+        except ReferenceError:  # already removed
+            continue
+        data = o.data
+        bpy.data.objects.remove(o, do_unlink=True)
+        if data is None or data.users != 0 or not data.name.startswith("DPoser"):
+            continue
+        if isinstance(data, bpy.types.Mesh):
+            bpy.data.meshes.remove(data)
+        elif isinstance(data, bpy.types.Curve):
+            bpy.data.curves.remove(data)
+        elif isinstance(data, bpy.types.Camera):
+            bpy.data.cameras.remove(data)
 
 
 def _hidden(objs: Sequence[Any]) -> list[tuple[Any, bool]]:
@@ -258,7 +293,8 @@ def _hidden(objs: Sequence[Any]) -> list[tuple[Any, bool]]:
 
 def render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str | tuple[float, float] = "three_quarter",
                    resolution: tuple[int, int] = (640, 480), floor: bool = True, lens: float = 50.0,
-                   hide_others: bool = True, keep: bool = False, engine: str = "BLENDER_WORKBENCH") -> str:
+                   hide_others: bool = True, keep: bool = False, engine: str = "BLENDER_WORKBENCH",
+                   extra_visible: Sequence[Any] = ()) -> str:
     """Render ``objects`` (armatures expand to their body meshes) framed by an auto camera to a PNG.
 
     Armature objects themselves are hidden in the render (bones are not rendered anyway); other objects
@@ -272,9 +308,9 @@ def render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str 
         subjects.extend(body_objects(o) if o.type == 'ARMATURE' else [o])
     bpy.context.view_layer.update()
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    pts = world_points(subjects or list(objects), depsgraph)
+    pts = world_points((subjects or list(objects)) + list(extra_visible), depsgraph)
     created: list[Any] = []
-    keep_visible = set(subjects)
+    keep_visible = set(subjects) | set(extra_visible)
     saved = _hidden([o for o in scene.objects if o not in keep_visible and o.type in {'MESH', 'CURVE', 'SURFACE', 'META', 'FONT'}]) \
         if hide_others else []
     try:
@@ -289,11 +325,7 @@ def render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str 
             o.hide_render = h
         if not keep:
             scene.camera = old_cam
-            cams = [c.data for c in created if c.type == 'CAMERA']
             _remove_objects(created)
-            for c in cams:
-                if c.users == 0:
-                    bpy.data.cameras.remove(c)
     return filepath
 
 
@@ -309,36 +341,139 @@ def grid_offsets(n: int, columns: int | None = None, spacing: float = 0.95, row_
     return out
 
 
+def add_label(collection: Any, text: str, location: tuple[float, float, float], size: float = 0.09) -> Any:
+    """A text object standing upright and facing -Y (the camera side) at ``location``, centred."""
+    import bpy
+
+    cu = bpy.data.curves.new("DPoser Label", 'FONT')
+    cu.body = text
+    cu.size = size
+    cu.align_x = 'CENTER'
+    cu.align_y = 'BOTTOM'
+    mat = bpy.data.materials.get("DPoser Label") or bpy.data.materials.new("DPoser Label")
+    mat.diffuse_color = LABEL_COLOR
+    cu.materials.append(mat)
+    obj = bpy.data.objects.new("DPoser Label", cu)
+    obj.location = location
+    obj.rotation_euler = (math.radians(90.0), 0.0, 0.0)
+    collection.objects.link(obj)
+    return obj
+
+
+def tile_pngs(paths: Sequence[str], columns: int, filepath: str) -> str:
+    """Tile equally sized PNGs into one PNG, row-major from the top-left; returns ``filepath``."""
+    import bpy
+
+    imgs = []
+    for p in paths:
+        img = bpy.data.images.load(p)
+        w, h = img.size
+        px = np.empty(w * h * 4, dtype=np.float32)
+        img.pixels.foreach_get(px)
+        imgs.append(px.reshape(h, w, 4))
+        bpy.data.images.remove(img)
+    h, w = imgs[0].shape[:2]
+    rows = (len(imgs) + columns - 1) // columns
+    canvas = np.ones((rows * h, columns * w, 4), dtype=np.float32)
+    canvas[..., :3] = imgs[0][0, 0, :3]  # background colour of the renders (top-left pixel)
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, columns)
+        y0 = (rows - 1 - r) * h  # pixel rows go bottom-up
+        canvas[y0:y0 + h, c * w:(c + 1) * w] = im
+    out = bpy.data.images.new("DPoser Sheet", columns * w, rows * h, alpha=False)
+    try:
+        out.pixels.foreach_set(canvas.ravel())
+        out.filepath_raw = filepath
+        out.file_format = 'PNG'
+        out.save()
+    finally:
+        bpy.data.images.remove(out)
+    return filepath
+
+
 def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarray | None]], filepath: str,
                   columns: int | None = None, spacing: float = 0.95, view: str | tuple[float, float] = "sheet",
                   resolution: tuple[int, int] = (960, 480), keep: bool = False, scene: Any = None,
-                  lens: float = 85.0) -> str:
-    """Render N SMPL poses ``(body_pose (63,)|(21,3), root_orient (3,)|None)`` as duplicated characters
-    side by side (a grid with ``columns``) to one PNG. The source armature is left untouched."""
+                  lens: float = 85.0, ground: bool = True, labels: Sequence[str] | None = None) -> str:
+    """Render N SMPL poses ``(body_pose (63,)|(21,3), root_orient (3,)|None)`` to one PNG.
+
+    One row (``columns`` None or >= N): the poses are duplicated characters side by side in one render.
+    Several rows: every pose is rendered alone with the same camera and the cells are tiled (so no row
+    hides another); ``resolution`` is then the size of the whole sheet. ``ground`` moves each figure so
+    its lowest point touches the floor; ``labels`` puts a caption under each figure. The source armature
+    is left untouched (the duplicates are removed unless ``keep``).
+    """
     import bpy
 
     scene = scene or bpy.context.scene
     coll = scene.collection
-    offs = grid_offsets(len(poses), columns, spacing)
+    n = len(poses)
+    columns = min(columns or n, n)
+    rows = (n + columns - 1) // columns
+    offs = grid_offsets(n, columns, spacing) if rows == 1 else np.zeros((n, 3))
     dups: list[Any] = []
+    arms: list[Any] = []
+    texts: list[Any] = []
     try:
         for i, ((body, root), off) in enumerate(zip(poses, offs)):
             arm, bodies = duplicate_character(armature_obj, tuple(off), coll, suffix=f"sheet{i}")
             apply_smpl_pose(arm, body, root)
             dups.append(arm)
             dups.extend(bodies)
-        arms = [d for d in dups if d.type == 'ARMATURE']
-        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep, lens=lens)
+            arms.append(arm)
+            if ground:
+                ground_object(arm)
+        if labels is not None:
+            bpy.context.view_layer.update()
+            dg = bpy.context.evaluated_depsgraph_get()
+            for arm, text in zip(arms, labels):
+                pts = world_points(body_objects(arm), dg)
+                c = 0.5 * (pts.min(0) + pts.max(0))  # caption above the head, facing the camera
+                texts.append(add_label(coll, str(text), (float(c[0]), float(c[1]), float(pts[:, 2].max()) + 0.07)))
+            dups.extend(texts)
+        if rows == 1:
+            return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep, lens=lens,
+                                  extra_visible=texts)
+        cell = (max(16, resolution[0] // columns), max(16, resolution[1] // rows))
+        setup_scene(scene, cell)
+        bpy.context.view_layer.update()
+        dg = bpy.context.evaluated_depsgraph_get()
+        allpts = world_points([b for a in arms for b in body_objects(a)] + texts, dg)
+        old_cam = scene.camera
+        cam = frame_camera(scene, allpts, view, lens=lens)
+        floor = add_floor(scene, allpts)
+        others = [o for o in scene.objects if o.type in {'MESH', 'CURVE', 'SURFACE', 'META', 'FONT'}
+                  and o is not floor]
+        saved = [(o, o.hide_render) for o in others]
+        tmp_paths: list[str] = []
+        try:
+            for i, arm in enumerate(arms):
+                vis = set(body_objects(arm)) | ({texts[i]} if i < len(texts) else set())
+                for o in others:
+                    o.hide_render = o not in vis
+                tmp_paths.append(render_png(scene, f"{filepath}.cell{i}.png"))
+            tile_pngs(tmp_paths, columns, filepath)
+        finally:
+            for o, h in saved:
+                o.hide_render = h
+            scene.camera = old_cam
+            _remove_objects([cam, floor])
+            import os
+            for p in tmp_paths:
+                if os.path.exists(p):
+                    os.remove(p)
+        return filepath
     finally:
         if not keep:
             _remove_objects(dups)
 
 
 def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: float = 0.75,
-              view: str | tuple[float, float] = "front", resolution: tuple[int, int] = (1280, 360),
-              keep: bool = False, scene: Any = None) -> str:
+              view: str | tuple[float, float] = "sheet", resolution: tuple[int, int] = (1280, 360),
+              keep: bool = False, scene: Any = None, root_motion: bool = False, lens: float = 85.0) -> str:
     """Render the armature's pose at each of ``frames`` as duplicates side by side (left to right) to
-    one PNG. The scene's current frame is restored."""
+    one PNG. Without ``root_motion`` the horizontal root translation is removed so the figures stay in
+    their slots (height is kept). The scene's current frame is restored."""
     import bpy
 
     scene = scene or bpy.context.scene
@@ -351,11 +486,13 @@ def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: 
             scene.frame_set(int(fr))
             arm, bodies = duplicate_character(armature_obj, tuple(off), coll, suffix=f"strip{i}")
             copy_pose(armature_obj, arm)
+            if not root_motion:
+                remove_horizontal_root_motion(arm)
             dups.append(arm)
             dups.extend(bodies)
         scene.frame_set(old_frame)
         arms = [d for d in dups if d.type == 'ARMATURE']
-        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep)
+        return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep, lens=lens)
     finally:
         scene.frame_set(old_frame)
         if not keep:
@@ -363,5 +500,5 @@ def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: 
 
 
 __all__ = ["setup_scene", "world_points", "frame_camera", "add_floor", "render_png", "body_objects",
-           "duplicate_character", "copy_pose", "render_objects", "grid_offsets", "contact_sheet", "filmstrip",
+           "duplicate_character", "copy_pose", "ground_object", "add_label", "tile_pngs", "remove_horizontal_root_motion", "render_objects", "grid_offsets", "contact_sheet", "filmstrip",
            "VIEWS", "BACKGROUND"]

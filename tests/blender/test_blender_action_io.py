@@ -132,3 +132,23 @@ def test_write_without_assigning_keeps_current_action(rig_obj) -> None:
     assert obj.animation_data.action == a1 and a2 != a1
     m = aio.read_action(a2, rig.bone_names, obj)
     assert np.array_equal(m.quats, q) and np.array_equal(m.location, loc)
+
+
+def test_smpl_motion_round_trip_and_fk(rig_obj, random_poses, expected_joints) -> None:
+    obj, rig = rig_obj
+    body, root, trans = random_poses
+    floor_trans = trans + np.array([0.0, obj["dposer_floor_lift"], 0.0])  # feet-on-floor convention
+    act = aio.write_smpl_motion(obj, body.reshape(len(body), 63), root, floor_trans, frame_start=1,
+                                floor_based_trans=True, key_type="GENERATED", name="smpl")
+    back = aio.read_smpl_motion(obj, act, floor_based_trans=True)
+    np.testing.assert_array_equal(back["frames"], np.arange(1, len(body) + 1))
+    np.testing.assert_allclose(pc.axis_angle_to_matrix(back["body_pose"].reshape(-1, 21, 3)),
+                               pc.axis_angle_to_matrix(body), atol=1e-5)  # float32 keys
+    np.testing.assert_allclose(back["trans"], floor_trans, atol=1e-6)
+    bpy.context.scene.frame_set(3)
+    heads = np.array([tuple(obj.pose.bones[b].head) for b in rig.bone_names])
+    np.testing.assert_allclose(heads, pc.smpl_points_to_blender(expected_joints[2]), atol=1e-5)
+    # single pose key, only some joints
+    obj.animation_data.action = None
+    n = aio.key_smpl_pose(obj, 7, body[1], root[1], None, key_type="GENERATED", joints=[4, 5])
+    assert n == 8 and len(aio.action_fcurves(obj.animation_data.action, obj)) == 8
