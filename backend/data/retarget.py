@@ -267,6 +267,9 @@ def resample_rotations(quats: np.ndarray, src_fps: float, dst_fps: float) -> tup
         source-frame positions they were taken at (for resampling other channels linearly).
     """
     T = quats.shape[0]
+    # BVH frame times are rounded (0.0333333, 0.00833333): snap rates within 0.01 % of an integer.
+    if abs(src_fps - round(src_fps)) < 1e-4 * src_fps:
+        src_fps = float(round(src_fps))
     if T == 0 or abs(src_fps - dst_fps) < 1e-6 * dst_fps:
         return quats.copy(), np.arange(T, dtype=np.float64)
     duration = (T - 1) / src_fps

@@ -172,12 +172,16 @@ def test_shipped_clips_detect_and_meet_targets(fname: str, family: str) -> None:
             assert per_bone[b] <= 5.0, (b, per_bone[b])
 
 
-def test_cmu_clip_upright_walk() -> None:
+@pytest.mark.parametrize("fname", ["cmu_daz_07_01_walk.bvh", "bandai1_walk_normal_001_trim90.bvh"])
+def test_walk_upright_forward_on_floor(fname: str) -> None:
     """The walk stays upright, faces its direction of travel, and feet stay near the floor."""
-    sm = retarget_file(DATA / "cmu_daz_07_01_walk.bvh")
-    src = read_bvh(DATA / "cmu_daz_07_01_walk.bvh")
+    sm = retarget_file(DATA / fname)
+    src = read_bvh(DATA / fname)
     assert sm.fps == 30.0
-    assert sm.num_frames == int(np.floor((src.num_frames - 2) / 4)) + 1  # frame 0 dropped, 120 -> 30 fps
+    if fname.startswith("cmu"):
+        assert sm.num_frames == int(np.floor((src.num_frames - 2) / 4)) + 1  # frame 0 dropped, 120 -> 30 fps
+    else:
+        assert sm.num_frames == src.num_frames  # Bandai: 30 fps, frame 0 kept
     P, G = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
     up = (P[:, 15] - P[:, 0]) / np.linalg.norm(P[:, 15] - P[:, 0], axis=-1, keepdims=True)
     assert np.all(up[:, 1] > 0.9)  # head above pelvis
