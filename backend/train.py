@@ -263,7 +263,8 @@ def train(args: argparse.Namespace) -> dict:
     cfg = TrainConfig(**resume["train_config"]) if resume else TrainConfig(
         iters=args.iters, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
         hidden=args.hidden, n_blocks=args.n_blocks, val_every=args.val_every, val_frames=args.val_frames,
-        val_hypotheses=args.val_hypotheses, ckpt_every=args.ckpt_every, amp=not args.no_amp)
+        val_hypotheses=args.val_hypotheses, ckpt_every=args.ckpt_every, amp=not args.no_amp,
+        ema_decay=args.ema)
     if resume and args.iters and args.iters != cfg.iters:
         cfg.iters = args.iters  # extending a run is allowed; the LR schedule follows the new length
 
@@ -414,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--ema", type=float, default=d.ema_decay, help="EMA decay cap (warm-up (1+n)/(10+n))")
     p.add_argument("--hidden", type=int, default=d.hidden)
     p.add_argument("--n-blocks", type=int, default=d.n_blocks)
     p.add_argument("--val-every", type=int, default=d.val_every)
