@@ -375,7 +375,7 @@ def tile_pngs(paths: Sequence[str], columns: int, filepath: str) -> str:
     h, w = imgs[0].shape[:2]
     rows = (len(imgs) + columns - 1) // columns
     canvas = np.ones((rows * h, columns * w, 4), dtype=np.float32)
-    canvas[..., :3] = imgs[0][0, 0, :3]  # background colour of the renders (top-left pixel)
+    canvas[..., :3] = imgs[0][-1, 0, :3]  # background colour of the renders (top-left pixel; rows bottom-up)
     for i, im in enumerate(imgs):
         r, c = divmod(i, columns)
         y0 = (rows - 1 - r) * h  # pixel rows go bottom-up

@@ -153,9 +153,14 @@ def test_smplx_addon_style_rig(random_poses, expected_joints, style: str) -> Non
     rig = pc.SMPLRig.from_armature(obj)
     assert rig.bone_names[22] is None and rig.bone_names[23] is None
     assert rig.bone_names[1] == names[1]
+    np.testing.assert_allclose(rig.rest_rots[:22], np.broadcast_to(pc.SMPL_TO_BLENDER, (22, 3, 3)), atol=1e-6)
     body, root, trans = random_poses
     for n in range(1, len(body)):
         pc.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
+        # on such a rig (rest rotation == C) the pose-bone quaternion is the SMPL rotation itself, which
+        # is how the SMPL-X add-on sets poses (rotation_quaternion = Quaternion(axis, angle))
+        q = np.array(tuple(obj.pose.bones[names[4]].rotation_quaternion))
+        np.testing.assert_allclose(pc.quat_to_matrix(q), pc.axis_angle_to_matrix(body[n][3]), atol=1e-6)
         got = world_heads(obj, rig)[:22]
         err = np.abs(got - expected_world(obj, rig, expected_joints[n])[:22]).max()
         assert err < TOL, f"pose {n}: max joint error {err:.2e} m"

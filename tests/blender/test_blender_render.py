@@ -36,6 +36,14 @@ def test_render_objects_and_contact_sheet(tmp_path: Path) -> None:
     out2 = render.contact_sheet(obj, [(np.zeros(63), None), (p, None)], str(tmp_path / "sheet.png"),
                                 resolution=(200, 100))
     assert _png_pixels(Path(out2)).shape == (100, 200, 4)
+    out3 = render.contact_sheet(obj, [(np.zeros(63), None), (p, None), (p, np.array([0.0, 1.0, 0.0]))],
+                                str(tmp_path / "grid.png"), columns=2, resolution=(160, 160), labels=["a", "b", "c"])
+    px3 = _png_pixels(Path(out3))
+    assert px3.shape == (160, 160, 4)
+    # the empty 4th cell is plain background: bottom-right (bpy pixel rows go bottom-up)
+    assert np.ptp(px3[:80, 80:, :3].reshape(-1, 3), axis=0).max() < 1e-6
+    assert px3[80:, 80:, :3].std() > 0.02
+    assert not list(tmp_path.glob("grid.png.cell*"))
     assert len(bpy.data.objects) == n_obj  # duplicates, camera and floor removed
     assert all(not o.hide_render for o in scene.objects)
 
