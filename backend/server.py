@@ -5,10 +5,11 @@ One process, one loaded prior, one task at a time. Protocol: ``backend/protocol/
 
 Threads:
 
-* **reader** (pure I/O): reads stdin lines into the inbox. On EOF it arms a hard exit (<= 1 s)
-  so a dead parent never leaves an orphan holding the GPU.
-* **main / dispatcher**: parses and validates each line (before any work), answers the control
-  requests (``hello``, ``ping``, ``cancel``, ``shutdown``) at once, queues the rest.
+* **main**: imports torch, picks the device, loads the weights, says hello, then waits.
+* **reader**: reads stdin lines (from the very start, so EOF is seen even during the torch
+  import; lines before hello are kept), parses and validates each one before any work, answers
+  the control requests (``hello``, ``ping``, ``cancel``, ``shutdown``) at once and queues the
+  rest. On EOF it arms a hard exit (<= 1 s) so a dead parent never leaves an orphan on the GPU.
 * **worker**: runs ``load`` and the tasks in order; progress lines as it goes; exactly one
   ``result`` or ``error`` per request.
 * **watchdog**: exits when the parent process disappears (re-parenting), as a second guard
@@ -364,8 +365,10 @@ class Server:
         self.out_fd = out_fd
         self.args = args
         self.write_lock = threading.Lock()
-        self.inbox: "collections.deque[Any]" = collections.deque()
-        self.inbox_cv = threading.Condition()
+        self.dispatch_lock = threading.Lock()
+        self.ready = False                       # hello sent: lines are dispatched as they arrive
+        self.early_lines: list[Any] = []         # lines read before hello
+        self.done = threading.Event()            # shutdown / EOF handled: main() exits
         self.queue: "collections.deque[_Job]" = collections.deque()
         self.queue_cv = threading.Condition()
         self.running: _Job | None = None
@@ -397,8 +400,11 @@ class Server:
     def send_error(self, rid: Any, code: str, message: str) -> None:
         self.send({"id": rid, "type": "error", "code": code, "message": message})
 
-    def send_result(self, req: S.Request, values: dict) -> None:
-        self.send({"id": req.id, "type": "result", "data": S.encode_result(req.TYPE, values)})
+    def send_result(self, req: S.Request, values: dict, run_ms: float | None = None) -> None:
+        msg = {"id": req.id, "type": "result", "data": S.encode_result(req.TYPE, values)}
+        if run_ms is not None:
+            msg["run_ms"] = round(run_ms, 3)
+        self.send(msg)
 
     # -- engine -------------------------------------------------------------------------------
     def tasks(self) -> ModuleType:
@@ -503,7 +509,7 @@ class Server:
 
     # -- threads ------------------------------------------------------------------------------
     def start_reader(self, stream: Any) -> None:
-        """Read stdin lines into the inbox; EOF arms the hard exit."""
+        """Read stdin lines and dispatch them on this thread (buffered until hello); EOF arms the hard exit."""
         def run() -> None:
             while True:
                 try:
@@ -520,14 +526,12 @@ class Server:
                         if not rest or rest.endswith(b"\n"):
                             break
                     line = b"\x00toolong"
-                with self.inbox_cv:
-                    self.inbox.append(line)
-                    self.inbox_cv.notify()
+                self._offer(line)
+                if self.done.is_set():
+                    return
             log.info("stdin closed")
             self.arm_hard_exit("stdin closed")
-            with self.inbox_cv:
-                self.inbox.append(_EOF)
-                self.inbox_cv.notify()
+            self._offer(_EOF)
 
         threading.Thread(target=run, name="reader", daemon=True).start()
 
@@ -583,9 +587,10 @@ class Server:
             if ctx.should_cancel():
                 raise Cancelled()
             values = HANDLERS[req.TYPE](ctx)
+            run_ms = 1e3 * (time.perf_counter() - t0)
             if ctx.should_cancel() and req.TYPE != "load":
                 raise Cancelled()
-            self.send_result(req, values)
+            self.send_result(req, values, run_ms)
             log.debug("%s #%s done in %.1f ms", req.TYPE, req.id, 1e3 * (time.perf_counter() - t0))
         except Cancelled:
             self.send_error(req.id, S.CANCELLED, f"{req.TYPE} request {req.id} was cancelled")
@@ -614,20 +619,41 @@ class Server:
                                                     f"({name}); the traceback is in the server log")
 
     # -- dispatcher ---------------------------------------------------------------------------
-    def dispatch_forever(self) -> None:
-        """Main loop: take lines from the inbox, validate, answer control requests, queue the rest."""
-        while True:
-            with self.inbox_cv:
-                while not self.inbox:
-                    self.inbox_cv.wait()
-                item = self.inbox.popleft()
-            if item is _EOF:
-                self.stop("stdin closed", reply_to=None)
+    def _offer(self, item: Any) -> None:
+        """From the reader: dispatch now, or keep for :meth:`serve` while hello is not out yet."""
+        with self.dispatch_lock:
+            if self.done.is_set():
                 return
-            try:
-                if self.dispatch_line(item):
-                    return
-            except BaseException as exc:  # noqa: BLE001
+            if not self.ready:
+                self.early_lines.append(item)
+                return
+            self._dispatch_item(item)
+
+    def serve(self) -> None:
+        """Called once hello is sent: dispatch what arrived early, then wait until told to stop.
+
+        Dispatch runs on the reader thread (one thread hop less per request than a separate
+        dispatcher); the worker runs the queued requests.
+        """
+        with self.dispatch_lock:
+            self.ready = True
+            for item in self.early_lines:
+                if self.done.is_set():
+                    break
+                self._dispatch_item(item)
+            self.early_lines.clear()
+        self.done.wait()
+
+    def _dispatch_item(self, item: Any) -> None:
+        """Validate one line, answer control requests, queue the rest (caller holds dispatch_lock)."""
+        if item is _EOF:
+            self.stop("stdin closed", reply_to=None)
+            self.done.set()
+            return
+        try:
+            if self.dispatch_line(item):
+                self.done.set()
+        except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 code = S.OUT_OF_MEMORY if _is_oom(exc) else S.INTERNAL
@@ -742,7 +768,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--tasks-module", default="backend.tasks",
                    help="module (or .py file) with the task functions (tests use a stub)")
-    p.add_argument("--parent-pid", type=int, default=0, help="exit when this process is no longer our parent")
+    p.add_argument("--parent-pid", type=int, default=0, help="the client's pid (logged when it is not our parent)")
     p.add_argument("--pdeathsig", action="store_true",
                    help="Linux: be killed when the parent thread exits (only safe if it is the parent's main thread)")
     p.add_argument("--no-preload", action="store_true", help="do not load weights before hello")
@@ -784,10 +810,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("backend server %s starting (pid %d, python %s, log %s)", BACKEND_VERSION, os.getpid(),
              platform.python_version(), log_path)
     server = Server(out_fd, args)
-    if args.parent_pid and os.getppid() != args.parent_pid and sys.platform != "win32":
-        log.warning("parent %d already gone at start; exiting", args.parent_pid)
-        return 0
-    server.start_watchdog(args.parent_pid or None)
+    ppid = os.getppid() if hasattr(os, "getppid") else 0
+    if args.parent_pid and ppid != args.parent_pid and sys.platform != "win32":
+        # a wrapper (shell script, launcher) may sit between the client and us: watch our real parent
+        log.warning("started by pid %d, not by the client (pid %d); watching pid %d", ppid, args.parent_pid, ppid)
+    server.start_watchdog(ppid or None)
     stdin = sys.stdin.buffer
     server.start_reader(stdin)
     # 2. torch, device, (optionally) weights, then hello.
@@ -812,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
             server.hello["weights_error"] = {"code": code, "message": _one_line(exc)}
     server.send(server.make_hello())
     server.start_worker()
-    server.dispatch_forever()
+    server.serve()
     logging.shutdown()
     os._exit(0)  # do not wait for daemon threads stuck in C code
 

@@ -454,6 +454,12 @@ def _bool_parser(v: Any, name: str) -> bool:
     return v
 
 
+def _lenient_float(v: Any, name: str) -> float:
+    if type(v) not in (int, float):
+        raise _bad_request(f"{name} must be a number")
+    return float(v)
+
+
 def _any(v: Any, name: str) -> Any:
     return v
 
@@ -841,6 +847,8 @@ class Result(Message):
     TYPE: ClassVar[str] = "result"
     id: int | str = _spec(_id_parser)
     data: dict = _spec(_dict_parser, default=None)
+    run_ms: float | None = _spec(_optional(_lenient_float), default=None,
+                                 doc="time the server spent running the request (queued requests only)")
 
 
 @dataclass(kw_only=True)
@@ -887,12 +895,6 @@ class ResultData(Message):
 def _result_array(*shapes: Shape, optional: bool = False) -> Any:
     parse = _array_parser(*shapes)
     return _spec(_optional(parse) if optional else parse, _array_encode, default=None if optional else MISSING)
-
-
-def _lenient_float(v: Any, name: str) -> float:
-    if type(v) not in (int, float):
-        raise _bad_request(f"{name} must be a number")
-    return float(v)
 
 
 @dataclass(kw_only=True)

@@ -45,6 +45,7 @@ UNAVAILABLE = "backend_unavailable"
 TIMEOUT = "timeout"
 
 ProgressCallback = Callable[[float, str], None]
+DIRECT_WRITE_MAX = 16 * 1024
 
 
 class BackendError(RuntimeError):
@@ -85,6 +86,8 @@ class RequestFuture:
         self._progress_callbacks: list[ProgressCallback] = []
         self.submitted_at = time.monotonic()
         self.finished_at: float | None = None
+        self.server_run_ms: float | None = None
+        """How long the server spent running this request (from its result), for overhead measurements."""
 
     # -- state ---------------------------------------------------------------------------------
     def done(self) -> bool:
@@ -188,6 +191,9 @@ class _Session:
         self.closing = False
         self.stderr_tail: "collections.deque[str]" = collections.deque(maxlen=40)
         self.out_queue: "queue.SimpleQueue[bytes | None]" = queue.SimpleQueue()
+        self.write_lock = threading.Lock()
+        self.queued = 0                  # lines handed to the writer thread and not yet written
+        self.stdin_closed = False
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
@@ -205,21 +211,50 @@ class _Session:
         return self.failure is None and self.proc.poll() is None
 
     # -- threads -------------------------------------------------------------------------------
-    def _write_loop(self) -> None:
+    def _write_all(self, data: bytes) -> None:
+        """Write all of ``data`` to the server's stdin (raw pipe writes may be partial)."""
         stdin = self.proc.stdin
         assert stdin is not None
+        view = memoryview(data)
+        while view:
+            n = stdin.write(view)
+            view = view[n or 0:]
+
+    def write(self, line: bytes) -> None:
+        """Send one line. Small lines go straight into the pipe from the calling thread when nothing
+        is queued (one thread hop less); large ones, and any before hello, go via the writer thread
+        so the caller (Blender's UI thread) never blocks on a full pipe."""
+        if self.hello is not None and len(line) <= DIRECT_WRITE_MAX:
+            with self.write_lock:
+                if self.queued == 0 and not self.stdin_closed:
+                    try:
+                        self._write_all(line)
+                    except (OSError, ValueError):
+                        self.stdin_closed = True  # the reader notices the exit and fails what is pending
+                    return
+        with self.write_lock:
+            self.queued += 1
+        self.out_queue.put(line)
+
+    def _write_loop(self) -> None:
         while True:
             line = self.out_queue.get()
             if line is None:
                 break
+            with self.write_lock:
+                self.queued -= 1
+                if self.stdin_closed:
+                    continue
+                try:
+                    self._write_all(line)
+                except (OSError, ValueError):
+                    self.stdin_closed = True
+        with self.write_lock:
+            self.stdin_closed = True
             try:
-                stdin.write(line)
-            except (OSError, ValueError):
-                break  # the reader notices the exit and fails the pending requests
-        try:
-            stdin.close()
-        except OSError:
-            pass
+                self.proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
 
     def _stderr_loop(self) -> None:
         assert self.proc.stderr is not None
@@ -271,6 +306,8 @@ class _Session:
                                                            f"{exc.message}", fut.type, rid))
                 return
             self.client._crashes = 0
+            run_ms = msg.get("run_ms")
+            fut.server_run_ms = float(run_ms) if isinstance(run_ms, (int, float)) else None
             fut._finish(result=res)
         elif kind == "error":
             with self.lock:
@@ -315,7 +352,7 @@ class _Session:
             if self.failure is not None:
                 raise self.failure
             self.pending[fut.id] = fut
-        self.out_queue.put(line)
+        self.write(line)
 
     def terminate(self, grace: float = 2.0) -> None:
         """Close stdin (the server exits within 1 s), then terminate/kill if it lingers."""
@@ -512,7 +549,7 @@ class BackendClient:
         s.closing = True
         if s.proc.poll() is None:
             try:
-                s.out_queue.put(S.ShutdownRequest(id=next(self._ids)).to_line())
+                s.write(S.ShutdownRequest(id=next(self._ids)).to_line())
             except Exception:  # noqa: BLE001
                 pass
             s.terminate(grace=timeout)

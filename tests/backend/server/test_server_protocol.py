@@ -163,9 +163,12 @@ def test_stdout_carries_only_protocol_lines(stub_server: RawServer) -> None:
 
 
 def test_weights_missing_traceback_in_log_and_shutdown(raw_server_factory, tmp_path: Path) -> None:
-    """No weights -> weights_missing; a bug -> internal with the traceback in the log only; shutdown."""
+    """CUDA fallback in hello; no weights -> weights_missing; a bug -> internal with the traceback in
+    the log only; shutdown."""
     s = raw_server_factory("--tasks-module", str(STUB_TASKS), "--no-preload", "--weights",
-                           str(tmp_path / "missing.pt"))
+                           str(tmp_path / "missing.pt"), "--device", "cuda")
+    # CUDA asked for but absent (CUDA_VISIBLE_DEVICES=""): CPU fallback, announced in hello
+    assert s.hello["device"] == "cpu" and "CUDA" in s.hello["device_note"] and "CPU" in s.hello["device_note"]
     _err(s.request({"id": 1, "type": "sample", "n": 1}), S.WEIGHTS_MISSING)
     _alive(s)
     _ok(s.request({"id": 2, "type": "load", "path": str(STUB_TASKS)}))
