@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -299,4 +299,3 @@ def mark_latest(path: Path) -> None:
     (path.parent / "latest.json").write_text(json.dumps({"file": path.name, "time": time.time()}))
 
 
-ProgressFn = Callable[[int, int, str], None]
