@@ -84,6 +84,28 @@ def setup_scene(scene: Any, resolution: tuple[int, int] = (640, 480), engine: st
             scene.world.node_tree.nodes["Background"].inputs[0].default_value = (*background, 1.0)
 
 
+@contextmanager
+def preserved_render_settings(scene: Any) -> Iterator[None]:
+    """Restore the scene's engine, resolution, output path, colour management, world colour and camera
+    after the block (the Workbench display settings of ``scene.display`` are left as set)."""
+    r = scene.render
+    saved = (r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath, r.film_transparent,
+             scene.view_settings.view_transform, scene.view_settings.look, scene.camera, scene.world,
+             tuple(scene.world.color) if scene.world is not None else None)
+    try:
+        yield
+    finally:
+        (r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath, r.film_transparent,
+         scene.view_settings.view_transform, scene.view_settings.look) = saved[:8]
+        try:
+            scene.camera = saved[8]
+        except ReferenceError:
+            scene.camera = None
+        scene.world = saved[9]
+        if saved[9] is not None and saved[10] is not None:
+            saved[9].color = saved[10]
+
+
 def world_points(objects: Sequence[Any], depsgraph: Any) -> np.ndarray:
     """(N,3) world-space vertices of the evaluated (deformed) mesh objects, or bone heads/tails for
     armatures without a mesh child."""
@@ -298,8 +320,17 @@ def render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str 
     """Render ``objects`` (armatures expand to their body meshes) framed by an auto camera to a PNG.
 
     Armature objects themselves are hidden in the render (bones are not rendered anyway); other objects
-    in the scene are hidden while rendering when ``hide_others``.
+    in the scene are hidden while rendering when ``hide_others``. The scene's render settings (engine,
+    resolution, output path, colour management, camera) are restored afterwards.
     """
+    with preserved_render_settings(scene):
+        return _render_objects(scene, objects, filepath, view, resolution, floor, lens, hide_others, keep, engine,
+                               extra_visible)
+
+
+def _render_objects(scene: Any, objects: Sequence[Any], filepath: str, view: str | tuple[float, float],
+                    resolution: tuple[int, int], floor: bool, lens: float, hide_others: bool, keep: bool,
+                    engine: str, extra_visible: Sequence[Any]) -> str:
     import bpy
 
     setup_scene(scene, resolution, engine=engine)
@@ -434,38 +465,48 @@ def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarra
         if rows == 1:
             return render_objects(scene, arms, filepath, view=view, resolution=resolution, keep=keep, lens=lens,
                                   extra_visible=texts)
-        cell = (max(16, resolution[0] // columns), max(16, resolution[1] // rows))
-        setup_scene(scene, cell)
-        bpy.context.view_layer.update()
-        dg = bpy.context.evaluated_depsgraph_get()
-        allpts = world_points([b for a in arms for b in body_objects(a)] + texts, dg)
-        old_cam = scene.camera
-        cam = frame_camera(scene, allpts, view, lens=lens)
-        floor = add_floor(scene, allpts)
-        others = [o for o in scene.objects if o.type in {'MESH', 'CURVE', 'SURFACE', 'META', 'FONT'}
-                  and o is not floor]
-        saved = [(o, o.hide_render) for o in others]
-        tmp_paths: list[str] = []
-        try:
-            for i, arm in enumerate(arms):
-                vis = set(body_objects(arm)) | ({texts[i]} if i < len(texts) else set())
-                for o in others:
-                    o.hide_render = o not in vis
-                tmp_paths.append(render_png(scene, f"{filepath}.cell{i}.png"))
-            tile_pngs(tmp_paths, columns, filepath)
-        finally:
-            for o, h in saved:
-                o.hide_render = h
-            scene.camera = old_cam
-            _remove_objects([cam, floor])
-            import os
-            for p in tmp_paths:
-                if os.path.exists(p):
-                    os.remove(p)
-        return filepath
+        with preserved_render_settings(scene):
+            return _tiled_sheet(scene, arms, texts, filepath, columns, rows, resolution, view, lens)
     finally:
         if not keep:
             _remove_objects(dups)
+
+
+def _tiled_sheet(scene: Any, arms: list[Any], texts: list[Any], filepath: str, columns: int, rows: int,
+                 resolution: tuple[int, int], view: str | tuple[float, float], lens: float) -> str:
+    """Render each armature's bodies alone with one shared camera and tile the cells into ``filepath``."""
+    import os
+
+    import bpy
+
+    cell = (max(16, resolution[0] // columns), max(16, resolution[1] // rows))
+    setup_scene(scene, cell)
+    bpy.context.view_layer.update()
+    dg = bpy.context.evaluated_depsgraph_get()
+    allpts = world_points([b for a in arms for b in body_objects(a)] + texts, dg)
+    old_cam = scene.camera
+    cam = frame_camera(scene, allpts, view, lens=lens)
+    floor = add_floor(scene, allpts)
+    others = [o for o in scene.objects if o.type in {'MESH', 'CURVE', 'SURFACE', 'META', 'FONT'}
+              and o is not floor]
+    saved = [(o, o.hide_render) for o in others]
+    tmp_paths: list[str] = []
+    try:
+        for i, arm in enumerate(arms):
+            vis = set(body_objects(arm)) | ({texts[i]} if i < len(texts) else set())
+            for o in others:
+                o.hide_render = o not in vis
+            tmp_paths.append(render_png(scene, f"{filepath}.cell{i}.png"))
+        tile_pngs(tmp_paths, columns, filepath)
+    finally:
+        for o, h in saved:
+            o.hide_render = h
+        scene.camera = old_cam
+        _remove_objects([cam, floor])
+        for p in tmp_paths:
+            if os.path.exists(p):
+                os.remove(p)
+    return filepath
 
 
 def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: float = 0.75,
@@ -499,6 +540,6 @@ def filmstrip(armature_obj: Any, frames: Sequence[int], filepath: str, spacing: 
             _remove_objects(dups)
 
 
-__all__ = ["setup_scene", "world_points", "frame_camera", "add_floor", "render_png", "body_objects",
+__all__ = ["setup_scene", "preserved_render_settings", "world_points", "frame_camera", "add_floor", "render_png", "body_objects",
            "duplicate_character", "copy_pose", "ground_object", "add_label", "tile_pngs", "remove_horizontal_root_motion", "render_objects", "grid_offsets", "contact_sheet", "filmstrip",
            "VIEWS", "BACKGROUND"]

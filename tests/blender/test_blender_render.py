@@ -60,3 +60,15 @@ def test_filmstrip(tmp_path: Path) -> None:
     out = render.filmstrip(obj, [1, 2, 3], str(tmp_path / "strip.png"), resolution=(240, 80))
     assert _png_pixels(Path(out)).shape == (80, 240, 4)
     assert bpy.context.scene.frame_current == 1
+
+
+def test_render_settings_restored(tmp_path: Path) -> None:
+    obj = armature.create_smpl_armature()
+    scene = bpy.context.scene
+    r = scene.render
+    r.engine = 'CYCLES'
+    r.resolution_x, r.resolution_y = 333, 222
+    r.filepath = "//keep_me"
+    render.render_objects(scene, [obj], str(tmp_path / "x.png"), resolution=(64, 48))
+    assert (r.engine, r.resolution_x, r.resolution_y, r.filepath) == ('CYCLES', 333, 222, "//keep_me")
+    assert scene.camera is None
