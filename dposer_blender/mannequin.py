@@ -198,12 +198,15 @@ def build_mannequin_smpl() -> MeshData:
     X, Y, Z = np.eye(3)
     md = MeshData(np.zeros((0, 3)), [])
 
-    def seg(bone: str, p0, p1, r0, r1, ref=X, power=0.5, extend=(0.0, 0.0), **kw) -> None:
+    def seg(bone: str, p0: Any, p1: Any, r0: tuple[float, float], r1: tuple[float, float], ref: Any = X,
+            power: float = 0.5, extend: tuple[float, float] = (0.0, 0.0), **kw: int) -> None:
+        """Add a capsule from ``p0`` to ``p1`` weighted fully to ``bone``."""
         v, f = capsule(np.asarray(p0, float), np.asarray(p1, float), r0, r1, np.asarray(ref, float),
                        power, extend, **kw)
         md.add(v, f, bone)
 
-    def ball(bone: str, c, r: float) -> None:
+    def ball(bone: str, c: Any, r: float) -> None:
+        """Add a ball joint of radius ``r`` at ``c`` weighted fully to ``bone``."""
         v, f = sphere(np.asarray(c, float), r)
         md.add(v, f, bone)
 
