@@ -48,7 +48,7 @@ Progress = Callable[[float, str], None] | None
 ShouldCancel = Callable[[], bool] | None
 
 __all__ = ["BadInput", "TaskCancelled", "sample", "variations", "inbetween", "complete", "denoise",
-           "score", "encode", "decode", "parse_keep", "keep_from_mask", "estimate_noise_mm",
+           "score", "encode", "decode", "denoise_windows", "parse_keep", "keep_from_mask", "estimate_noise_mm",
            "DENOISE_SCHEDULES", "MASK_NAMES"]
 
 MASK_NAMES = ("left_leg", "right_leg", "legs", "left_arm", "right_arm", "arms", "trunk")
@@ -172,6 +172,7 @@ class _FastEps:
         self.groups = net.config.groups
         self.cache: dict[float, list[torch.Tensor]] = {}
         self.calls = 0
+        self.call_log: list[int] | None = None  # batch size of every call while a list (bench)
 
     def _time_terms(self, t: float) -> list[torch.Tensor]:
         c = self.cache.get(t)
@@ -190,6 +191,8 @@ class _FastEps:
         if isinstance(t, torch.Tensor):
             t = float(t.reshape(-1)[0])
         self.calls += 1
+        if self.call_log is not None:
+            self.call_log.append(int(z.shape[0]))
         with torch.inference_mode():
             c = self._time_terms(float(t))
             g = self.groups
@@ -232,6 +235,29 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float32).numpy()
 
 
+# Small per-step batches run single-threaded on the CPU: the matmuls are weight-bandwidth bound, and
+# intra-op threads spin-waiting on a busy 2-core machine (Blender's UI, other processes) made them
+# up to 100x slower in measurements. Large batches keep torch's thread pool.
+SMALL_BATCH_ROWS = 512
+
+
+class _cpu_threads:
+    """Context manager: ``torch.set_num_threads(1)`` on CPU when ``rows`` < SMALL_BATCH_ROWS."""
+
+    def __init__(self, prior: PosePrior, rows: int) -> None:
+        self.active = prior.device.type == "cpu" and rows < SMALL_BATCH_ROWS
+        self.saved = torch.get_num_threads()
+
+    def __enter__(self) -> "_cpu_threads":
+        if self.active and self.saved != 1:
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active and self.saved != 1:
+            torch.set_num_threads(self.saved)
+
+
 # =============================================================================================== sample
 
 SAMPLER_DEFAULT_STEPS = {"em": 1000, "ddim": 10, "ode": 25}
@@ -259,7 +285,7 @@ def sample(prior: PosePrior, n: int, sampler: str = "ddim", steps: int | None = 
     mon = _Monitor(progress, should_cancel, steps, f"sample ({sampler})")
     mon.check()
     fe = _fast(prior)
-    with torch.inference_mode():
+    with _cpu_threads(prior, n), torch.inference_mode():
         x = prior.sde.prior_sample((n, prior.dim), generator=gen, device=dev)
         if sampler == "em":
             z = _samplers.sample_euler_maruyama(fe, prior.sde, x, steps=steps, generator=gen, callback=_cb(mon))
@@ -306,7 +332,7 @@ def variations(prior: PosePrior, pose: np.ndarray, strength: float, n: int, seed
     mon.check()
     t0 = max(strength * prior.sde.T, 2e-3)
     fe = _fast(prior)
-    with torch.inference_mode():
+    with _cpu_threads(prior, n), torch.inference_mode():
         z0 = prior.normalize(p).expand(n, -1)
         x = prior.sde.perturb(z0, t0, _randn((n, prior.dim), gen, dev))
         if sampler == "ddim":
@@ -360,7 +386,7 @@ def encode(prior: PosePrior, poses: np.ndarray, method: str = ODE_DEFAULTS["meth
     p, single = _poses_arg(poses, "poses")
     mon = _Monitor(progress, should_cancel, steps or 1, "encode")
     mon.check()
-    with torch.inference_mode():
+    with _cpu_threads(prior, len(p)), torch.inference_mode():
         lat = _ode(prior, prior.normalize(p), T_EPS, prior.sde.T, method, steps, mon)
     mon.finish()
     out = _np(lat)
@@ -374,7 +400,7 @@ def decode(prior: PosePrior, latents: np.ndarray, method: str = ODE_DEFAULTS["me
     lat, single = _poses_arg(latents, "latents")
     mon = _Monitor(progress, should_cancel, steps or 1, "decode")
     mon.check()
-    with torch.inference_mode():
+    with _cpu_threads(prior, len(lat)), torch.inference_mode():
         z = _ode(prior, torch.as_tensor(lat, device=prior.device), prior.sde.T, T_EPS, method, steps, mon)
         out = _np(prior.denormalize(z))
     mon.finish()
@@ -444,7 +470,7 @@ def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "li
     mon.check()
     u = np.arange(1, K + 1, dtype=np.float64) / (K + 1)
     ue = torch.as_tensor(_ease(u, ease), dtype=torch.float32, device=dev)  # (K,)
-    with torch.inference_mode():
+    with _cpu_threads(prior, M + (M - 1) * K), torch.inference_mode():
         zk = prior.normalize(k)  # (M,63)
         lat = _ode(prior, zk, T_EPS, prior.sde.T, method, steps, mon)  # (M,63)
         # batch: decoded keys (M) then the in-betweens of every segment
@@ -525,7 +551,7 @@ def score(prior: PosePrior, poses: np.ndarray, seed: int | None = None, progress
     p, _ = _poses_arg(poses, "poses")
     mon = _Monitor(progress, should_cancel, 1, "score")
     mon.check()
-    with torch.inference_mode():
+    with _cpu_threads(prior, len(p) * SCORE_DRAWS), torch.inference_mode():
         j = _score_z(prior, prior.normalize(p))
     mon.finish()
     jn = _np(j)
@@ -613,7 +639,7 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
     fe = _fast(prior)
     sde = prior.sde
     B = N * H
-    with torch.inference_mode():
+    with _cpu_threads(prior, B), torch.inference_mode():
         obs = prior.normalize(p).repeat_interleave(H, 0)  # (B,63)
         x = torch.where(kd, obs, _randn((B, prior.dim), gen, dev))
         m = torch.zeros_like(x)
@@ -775,6 +801,27 @@ def _fit_windows(prior: PosePrior, target: torch.Tensor, init_pose: torch.Tensor
     return pose.detach(), root_v.detach(), trans_v.detach()
 
 
+def denoise_windows(prior: PosePrior, joints: np.ndarray, noise_mm: float, use_prior: bool = True,
+                    seed: int | None = 0, progress: Progress = None, should_cancel: ShouldCancel = None) -> np.ndarray:
+    """Batch form for evaluation: W independent canonical windows (root at the origin, zero root
+    orientation and translation held fixed), fitted as one batch from the mean pose.
+    joints (W,L,22,3) noisy -> poses (W,L,63)."""
+    a = _array(joints, "joints")
+    if a.ndim != 4 or a.shape[2:] != (22, 3):
+        raise BadInput(f"joints must have shape (W,L,22,3), got {tuple(a.shape)}")
+    W, L = a.shape[:2]
+    dev = prior.device
+    gen = _generator(seed, dev)
+    sched = _schedule_for(float(noise_mm))
+    mon = _Monitor(progress, should_cancel, sched[0] * sched[1], "denoise")
+    zeros = torch.zeros(W, L, 3, device=dev)
+    ip = prior.mean.expand(W, L, -1) + 0.01 * _randn((W, L, POSE_DIM), gen, dev)
+    with _cpu_threads(prior, W * L):
+        pose, _, _ = _fit_windows(prior, torch.as_tensor(a, device=dev), ip, zeros, zeros, False, False, sched,
+                                  use_prior, gen, mon)
+    return _np(pose)
+
+
 def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | None = None,
             noise_mm: float | None = None, trans: np.ndarray | None = None, seed: int | None = 0,
             use_prior: bool = True, window: int = 60, overlap: int = 20, max_batch_frames: int = 4096,
@@ -866,8 +913,9 @@ def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | No
             ip = prior.mean.expand(len(grp), L, -1) + 0.01 * _randn((len(grp), L, POSE_DIM), gen, dev)
         else:
             ip = init[idx]
-        pose_w, root_w, trans_w = _fit_windows(prior, tgt, ip, root0[idx], trans0[idx], fit_root, fit_trans,
-                                               sched, use_prior, gen, mon)
+        with _cpu_threads(prior, len(grp) * L):
+            pose_w, root_w, trans_w = _fit_windows(prior, tgt, ip, root0[idx], trans0[idx], fit_root,
+                                                   fit_trans, sched, use_prior, gen, mon)
         with torch.no_grad():
             q = axis_angle_to_quat(torch.cat([root_w[..., None, :], pose_w.reshape(len(grp), L, 21, 3)], -2)).double()
             for gi, s in enumerate(grp):

@@ -11,7 +11,7 @@ from backend import tasks
 from backend.engine.kinematics import forward_kinematics
 from backend.engine.prior import PosePrior
 from backend.engine.regularizer import dposer_loss
-from tests.backend.tasks_fixtures import make_tiny_checkpoint
+from tests.backend.evaluation.tiny_checkpoint import make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,453 @@
+"""``python -m backend.eval``: the four tasks against baselines in one run.
+
+    python -m backend.eval [--data PATH ...] --json OUT.json [--weights W] [--device auto|cpu|cuda]
+                           [--seed 0] [--quick] [--tasks completion,denoising,interpolation,generation]
+
+Data: ``--data`` takes AMASS ``.npz`` files, BVH files (retargeted) or folders of them; clips are at
+30 fps. Without ``--data`` the prepared dataset (``backend.data.dataset.load_dataset``) is used and
+its *val* clips are evaluated. Training poses (for the nearest-neighbour baselines, the Gaussian
+baseline, the memorisation check and the joint limits) come from the prepared dataset's train split
+when it exists, else from the ``--data`` clips whose name hashes to 'train'
+(``backend.data.dataset.split_for_clip``), the rest being evaluated.
+
+Metrics: errors in mm on FK joints of the built-in neutral skeleton (root at the origin, zero root
+orientation). APD in cm. Plausibility = ``tasks.score`` (lower = more plausible).
+The JSON has one object per task, inside one object per method, plus ``settings`` and ``seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from backend import tasks
+from backend.cli_io import InputError, load_input
+from backend.engine.prior import PosePrior
+from backend.engine.skeleton import BODY_MASKS
+from backend.evaluation import baselines as bl
+from backend.evaluation import metrics as mt
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "dposer_cmu_bandai.pt"
+COMPLETION_MASKS = ("left_leg", "legs", "arms", "trunk")
+NOISE_LEVELS_MM = (20, 40, 100)
+INBETWEEN_K = (5, 15, 30)
+
+
+@dataclass
+class EvalData:
+    """Evaluation clips and training reference poses.
+
+    Attributes:
+        clips: list of (name, poses (T,63) float32) evaluated clips at 30 fps.
+        train_poses: (M,63) training poses (reference set for baselines).
+        source: description of where they came from.
+    """
+
+    clips: list[tuple[str, np.ndarray]]
+    train_poses: np.ndarray
+    source: str
+
+    def frames(self) -> np.ndarray:
+        """(N,63) all evaluated frames."""
+        return np.concatenate([p for _, p in self.clips], 0)
+
+
+def _collect_files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".npz", ".bvh"))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: not found")
+    if not out:
+        raise InputError(f"no .npz/.bvh files in {', '.join(paths)}")
+    return out
+
+
+def load_eval_data(data: list[str] | None, max_train: int = 200_000, seed: int = 0,
+                   log: Callable[[str], None] = print) -> EvalData:
+    """See the module docstring."""
+    rng = np.random.default_rng(seed)
+    ds = None
+    try:
+        from backend.data.dataset import load_dataset
+        ds = load_dataset()
+    except Exception as e:  # noqa: BLE001 - no prepared dataset is fine when --data is given
+        if not data:
+            raise InputError(f"no --data given and no prepared dataset ({e})") from None
+    if data:
+        from backend.data.dataset import split_for_clip
+        clips, train_clips = [], []
+        for f in _collect_files(data):
+            try:
+                m = load_input(f)
+            except InputError as e:
+                log(f"[eval] skipping {e}")
+                continue
+            if m.poses is None or len(m.poses) < 2:
+                continue
+            (train_clips if ds is None and split_for_clip(f.stem) == "train" else clips).append((f.stem, m.poses))
+        if ds is not None:
+            train, source = ds.train_poses(), f"--data ({len(clips)} clips); train poses: prepared dataset"
+        else:
+            if not train_clips or not clips:
+                # too few clips to split: evaluate on all, reference = all (memorisation check is then moot)
+                clips = clips + train_clips
+                train_clips = clips
+            train = np.concatenate([p for _, p in train_clips], 0)
+            source = f"--data ({len(clips)} eval clips, {len(train_clips)} train clips by name hash)"
+    else:
+        assert ds is not None
+        clips = [(c.name, c.poses) for c in ds.clips("val")]
+        train = ds.train_poses()
+        source = f"prepared dataset val split ({len(clips)} clips), train split as reference"
+    if not clips:
+        raise InputError("no evaluation clips with poses")
+    if len(train) > max_train:
+        train = train[np.sort(rng.choice(len(train), max_train, replace=False))]
+    return EvalData(clips=clips, train_poses=np.asarray(train, np.float32), source=source)
+
+
+def _subset(a: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return a if len(a) <= n else a[np.sort(rng.choice(len(a), n, replace=False))]
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x))
+
+
+# ================================================================================ completion
+
+
+def eval_completion(prior: PosePrior, data: EvalData, n_poses: int, n_hyp: int, seed: int,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Per mask: MPJPE on the joints moved by the hidden rotations (best of H, mean over H,
+    score-ranked first), APD over hypotheses; baselines mean-pose fill and NN retrieval."""
+    rng = np.random.default_rng(seed)
+    gt = _subset(data.frames(), n_poses, rng)
+    gt_j = mt.fk_joints(gt)
+    mean_pose = data.train_poses.mean(0)
+    out: dict[str, Any] = {}
+    for mask in COMPLETION_MASKS:
+        keep = tasks.keep_from_mask(mask)
+        jidx = mt.hidden_fk_joints(BODY_MASKS[mask])
+        t0 = time.perf_counter()
+        r = tasks.complete(prior, gt, keep, n_hypotheses=n_hyp, seed=seed)
+        dt = time.perf_counter() - t0
+        hj = mt.fk_joints(r["poses"])  # (N,H,22,3)
+        err = mt.mpjpe(hj, gt_j[:, None], jidx)  # (N,H)
+        res = {"dposer": {"best_of_h_mm": _mean(err.min(1)), "mean_over_h_mm": _mean(err.mean(1)),
+                          "score_ranked_first_mm": _mean(err[:, 0]), "apd_cm": mt.apd_batched(hj),
+                          "seconds": dt}}
+        mp = bl.mean_pose_fill(gt, keep, mean_pose)
+        e_mp = mt.mpjpe(mt.fk_joints(mp), gt_j, jidx)
+        res["mean_pose_fill"] = {"best_of_h_mm": _mean(e_mp), "mean_over_h_mm": _mean(e_mp),
+                                 "score_ranked_first_mm": _mean(e_mp), "apd_cm": 0.0}
+        nn = bl.nn_retrieval_fill(gt, keep, data.train_poses, k=n_hyp)
+        nj = mt.fk_joints(nn)
+        e_nn = mt.mpjpe(nj, gt_j[:, None], jidx)
+        res["nn_retrieval"] = {"best_of_h_mm": _mean(e_nn.min(1)), "mean_over_h_mm": _mean(e_nn.mean(1)),
+                               "score_ranked_first_mm": _mean(e_nn[:, 0]), "apd_cm": mt.apd_batched(nj)}
+        res["hidden_fk_joints"] = jidx
+        out[mask] = res
+        log(f"[eval] completion {mask}: dposer best-of-{n_hyp} {res['dposer']['best_of_h_mm']:.1f} mm, "
+            f"nn {res['nn_retrieval']['best_of_h_mm']:.1f} mm ({dt:.1f} s)")
+    out["settings"] = {"n_poses": int(len(gt)), "n_hypotheses": n_hyp, "steps": 200,
+                       "metric": "MPJPE (mm) on FK joints moved by the hidden joints"}
+    return out
+
+
+# ================================================================================ denoising
+
+
+def _windows(data: EvalData, L: int, n: int, rng: np.random.Generator, exclude: set | None = None
+             ) -> tuple[np.ndarray, set]:
+    """n non-overlapping L-frame windows (poses (n,L,63)) from clips long enough; returns the keys used."""
+    cands = [(ci, s) for ci, (_, p) in enumerate(data.clips) for s in range(0, len(p) - L + 1, L)]
+    if exclude:
+        cands = [c for c in cands if c not in exclude]
+    if not cands:
+        return np.zeros((0, L, 63), np.float32), set()
+    pick = rng.choice(len(cands), min(n, len(cands)), replace=False)
+    used = {cands[i] for i in pick}
+    return np.stack([data.clips[cands[i][0]][1][cands[i][1]:cands[i][1] + L] for i in pick]), used
+
+
+def eval_denoising(prior: PosePrior, data: EvalData, n_windows: int, seed: int, L: int = 60,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Per noise level: MPJPE before/after for DPoser, DPoser without the prior term, and the
+    Gaussian / Butterworth filters tuned on separate val windows."""
+    rng = np.random.default_rng(seed)
+    L = min(L, max(len(p) for _, p in data.clips))
+    win, used = _windows(data, L, n_windows, rng)
+    tune_win, _ = _windows(data, L, max(8, n_windows // 2), rng, exclude=used)
+    if len(tune_win) == 0:
+        tune_win = win
+    clean = mt.fk_joints(win)  # (W,L,22,3)
+    tune_clean = mt.fk_joints(tune_win)
+    out: dict[str, Any] = {}
+    for lvl in NOISE_LEVELS_MM:
+        noisy = (clean + rng.standard_normal(clean.shape) * lvl / 1000.0).astype(np.float32)
+        tnoisy = tune_clean + rng.standard_normal(tune_clean.shape) * lvl / 1000.0
+        res: dict[str, Any] = {"input": {"mpjpe_mm": _mean(mt.mpjpe(noisy, clean))}}
+        for name, use_prior in (("dposer", True), ("dposer_no_prior", False)):
+            t0 = time.perf_counter()
+            poses = tasks.denoise_windows(prior, noisy, lvl, use_prior=use_prior, seed=seed)
+            res[name] = {"mpjpe_mm": _mean(mt.mpjpe(mt.fk_joints(poses), clean)),
+                         "seconds": time.perf_counter() - t0}
+        for kind in ("gaussian", "butterworth"):
+            tuned = bl.tune_filter(tnoisy, tune_clean, kind)
+            y = bl.apply_filter(noisy, kind, tuned["params"])
+            res[f"{kind}_filter"] = {"mpjpe_mm": _mean(mt.mpjpe(y, clean)), "params": tuned["params"]}
+        est = [tasks.estimate_noise_mm(w) for w in noisy[: min(8, len(noisy))]]
+        res["noise_estimate_mm"] = float(np.mean(est))
+        out[f"{lvl}mm"] = res
+        log(f"[eval] denoising {lvl} mm: input {res['input']['mpjpe_mm']:.1f}, dposer {res['dposer']['mpjpe_mm']:.1f}, "
+            f"no prior {res['dposer_no_prior']['mpjpe_mm']:.1f}, gauss {res['gaussian_filter']['mpjpe_mm']:.1f}, "
+            f"butter {res['butterworth_filter']['mpjpe_mm']:.1f} mm")
+    out["settings"] = {"n_windows": int(len(win)), "window": L, "n_tuning_windows": int(len(tune_win)),
+                       "noise": "i.i.d. Gaussian per coordinate on the 22 FK joints",
+                       "filters_tuned_on": "separate val windows with their own noise draw"}
+    return out
+
+
+# ================================================================================ interpolation
+
+
+def eval_interpolation(prior: PosePrior, data: EvalData, n_roundtrip: int, n_clips: int, seed: int,
+                       adaptive: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """ODE round trip (fixed-step Heun and adaptive RK45) and in-betweening hold-out."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"roundtrip": {}}
+    p = _subset(data.frames(), n_roundtrip, rng)
+    pj = mt.fk_joints(p)
+    configs = [("heun", tasks.ODE_DEFAULTS["steps"])]
+    if adaptive:
+        configs.append(("RK45", None))
+    for method, steps in configs:
+        pp = p if method == "heun" else p[: max(8, len(p) // 4)]
+        t0 = time.perf_counter()
+        lat = tasks.encode(prior, pp, method=method, steps=steps)
+        rec = tasks.decode(prior, lat, method=method, steps=steps)
+        key = f"ode_{method.lower()}" + (f"_{steps}" if steps else "")
+        out["roundtrip"][key] = {"mpjpe_mm": _mean(mt.mpjpe(mt.fk_joints(rec), pj[: len(pp)])),
+                                 "n": int(len(pp)), "seconds": time.perf_counter() - t0}
+    log(f"[eval] ODE round trip: " + ", ".join(f"{k} {v['mpjpe_mm']:.2f} mm" for k, v in out["roundtrip"].items()))
+    for K in INBETWEEN_K:
+        need = K + 2
+        cands = [(i, len(pp)) for i, (_, pp) in enumerate(data.clips) if len(pp) >= need]
+        if not cands:
+            continue
+        sel = [cands[i] for i in rng.choice(len(cands), min(n_clips, len(cands)), replace=False)]
+        errs: dict[str, list] = {"dposer": [], "slerp": [], "cubic": []}
+        fills: dict[str, list] = {"dposer": [], "slerp": [], "cubic": [], "real": []}
+        t_d = 0.0
+        for ci, T in sel:
+            poses = data.clips[ci][1]
+            s = int(rng.integers(0, T - need + 1))
+            a, b = s, s + K + 1
+            real = poses[a + 1:b]
+            t0 = time.perf_counter()
+            d = tasks.inbetween(prior, poses[[a, b]], K)["poses"][1:-1]
+            t_d += time.perf_counter() - t0
+            sl = bl.slerp_fill(poses[a], poses[b], K)
+            kt = [t for t in (a - (K + 1), a, b, b + (K + 1)) if 0 <= t < T]
+            cu = bl.cubic_fill(poses[kt], np.asarray(kt, float), np.arange(a + 1, b, dtype=float))
+            rj = mt.fk_joints(real)
+            for name, f in (("dposer", d), ("slerp", sl), ("cubic", cu)):
+                errs[name].append(mt.mpjpe(mt.fk_joints(f), rj).mean())
+                fills[name].append(f)
+            fills["real"].append(real)
+        res: dict[str, Any] = {}
+        for name in ("dposer", "slerp", "cubic", "real"):
+            sc = tasks.score(prior, np.concatenate(fills[name], 0))["pose"]
+            res[name] = {"plausibility": _mean(sc)}
+            if name != "real":
+                res[name]["mpjpe_mm"] = _mean(np.asarray(errs[name]))
+        res["dposer"]["seconds_per_clip"] = t_d / len(sel)
+        res["n_clips"] = len(sel)
+        out[f"inbetween_k{K}"] = res
+        log(f"[eval] in-between K={K}: mpjpe dposer {res['dposer']['mpjpe_mm']:.1f} slerp {res['slerp']['mpjpe_mm']:.1f} "
+            f"cubic {res['cubic']['mpjpe_mm']:.1f} mm; plausibility dposer {res['dposer']['plausibility']:.3f} "
+            f"slerp {res['slerp']['plausibility']:.3f} real {res['real']['plausibility']:.3f}")
+    out["settings"] = {"roundtrip_poses": int(len(p)), "ode": tasks.ODE_DEFAULTS, "K": list(INBETWEEN_K),
+                       "plausibility": "tasks.score, lower = more plausible"}
+    return out
+
+
+# ================================================================================ generation
+
+
+def _gen_metrics(poses: np.ndarray, real_j: np.ndarray, train_j: np.ndarray, limits: mt.JointLimits,
+                 n_apd: int = 500) -> dict[str, float]:
+    j = mt.fk_joints(poses)
+    return {"apd_cm": mt.apd(j[:n_apd]),
+            "frechet_fk": mt.frechet_distance(j[:, 4:].reshape(len(j), -1), real_j[:, 4:].reshape(len(real_j), -1)),
+            "nn_to_train_mm": _mean(mt.nearest_neighbour_mpjpe(j, train_j)),
+            "floor_violation_rate": _mean(mt.floor_violation(j)),
+            "joint_limit_violation_rate": _mean(limits.violations(poses))}
+
+
+def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int, seed: int,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """APD, Fréchet distance on FK joints vs held-out real poses, NN distance to train, floor and
+    joint-limit violation rates for DPoser (EM 1000 steps, DDIM 10 steps), a Gaussian fitted to the
+    training poses, and the held-out real poses themselves (reference)."""
+    rng = np.random.default_rng(seed)
+    real = _subset(data.frames(), max(n_samples, 1000), rng)
+    real_j = mt.fk_joints(real)
+    train_j = mt.fk_joints(_subset(data.train_poses, 50_000, rng))
+    limits = mt.JointLimits(data.train_poses)
+    out: dict[str, Any] = {}
+    runs: list[tuple[str, Callable[[], np.ndarray]]] = [
+        ("dposer_em1000", lambda: tasks.sample(prior, n_em, sampler="em", seed=seed)),
+        ("dposer_ddim10", lambda: tasks.sample(prior, n_samples, sampler="ddim", seed=seed)),
+        ("gaussian", lambda: bl.GaussianPoseModel(data.train_poses).sample(n_samples, seed)),
+    ]
+    for name, fn in runs:
+        t0 = time.perf_counter()
+        poses = fn()
+        dt = time.perf_counter() - t0
+        out[name] = {**_gen_metrics(poses, real_j, train_j, limits), "n": int(len(poses)), "seconds": dt}
+    held = _subset(data.frames(), n_samples, np.random.default_rng(seed + 1))
+    out["real_heldout"] = {**_gen_metrics(held, real_j, train_j, limits), "n": int(len(held))}
+    for k, v in out.items():
+        log(f"[eval] generation {k}: APD {v['apd_cm']:.1f} cm, FD {v['frechet_fk']:.4f}, NN {v['nn_to_train_mm']:.1f} mm, "
+            f"floor {v['floor_violation_rate']:.3f}, limits {v['joint_limit_violation_rate']:.3f}")
+    out["settings"] = {"frechet": "on flattened FK joints 4..21 (54-D, metres; 0-3 are fixed by the zero root) vs held-out real poses",
+                       "floor": "non-leg joint > 5 cm below the lower foot joint",
+                       "joint_limits": "outside the training 0.1-99.9% range per component (+10%)"}
+    return out
+
+
+# ================================================================================ report
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """A readable plain-text table of the results."""
+    lines: list[str] = []
+    if "completion" in res:
+        lines.append("Completion (MPJPE mm on hidden-part joints)   best-of-H   mean-over-H   ranked-1st   APD cm")
+        for mask, r in res["completion"].items():
+            if mask == "settings":
+                continue
+            for m in ("dposer", "nn_retrieval", "mean_pose_fill"):
+                x = r[m]
+                lines.append(f"  {mask:9s} {m:16s}                   {x['best_of_h_mm']:8.1f}   {x['mean_over_h_mm']:10.1f}"
+                             f"   {x['score_ranked_first_mm']:10.1f}   {x['apd_cm']:6.1f}")
+    if "denoising" in res:
+        lines.append("Denoising (MPJPE mm)        input   dposer   no-prior   gaussian   butterworth")
+        for lvl, r in res["denoising"].items():
+            if lvl == "settings":
+                continue
+            lines.append(f"  {lvl:6s}                  {r['input']['mpjpe_mm']:7.1f}  {r['dposer']['mpjpe_mm']:7.1f}"
+                         f"  {r['dposer_no_prior']['mpjpe_mm']:9.1f}  {r['gaussian_filter']['mpjpe_mm']:9.1f}"
+                         f"  {r['butterworth_filter']['mpjpe_mm']:12.1f}")
+    if "interpolation" in res:
+        r = res["interpolation"]
+        lines.append("Interpolation")
+        for k, v in r["roundtrip"].items():
+            lines.append(f"  round trip {k:14s} {v['mpjpe_mm']:8.2f} mm  (n={v['n']}, {v['seconds']:.1f} s)")
+        lines.append("  in-between (MPJPE mm / plausibility, lower better)   dposer          slerp           cubic        real")
+        for k, v in r.items():
+            if not k.startswith("inbetween"):
+                continue
+            lines.append(f"  {k:18s}  " + "  ".join(f"{v[m]['mpjpe_mm']:6.1f} / {v[m]['plausibility']:6.3f}"
+                                                   for m in ("dposer", "slerp", "cubic"))
+                         + f"   {v['real']['plausibility']:6.3f}")
+    if "generation" in res:
+        lines.append("Generation          APD cm   Frechet(FK)   NN-train mm   floor-viol   limit-viol")
+        for k, v in res["generation"].items():
+            if k == "settings":
+                continue
+            lines.append(f"  {k:16s} {v['apd_cm']:7.1f}  {v['frechet_fk']:11.4f}  {v['nn_to_train_mm']:11.1f}"
+                         f"  {v['floor_violation_rate']:10.3f}  {v['joint_limit_violation_rate']:10.3f}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend.eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="*", default=None, help="AMASS .npz / .bvh files or folders (default: prepared val split)")
+    p.add_argument("--json", required=True, help="output JSON path")
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="few poses/windows/clips (smoke test)")
+    p.add_argument("--tasks", default="completion,denoising,interpolation,generation")
+    p.add_argument("--n-complete", type=int, default=None, help="poses per completion mask (default 64; quick 4)")
+    p.add_argument("--n-windows", type=int, default=None, help="60-frame denoising windows (default 24; quick 2)")
+    p.add_argument("--n-clips", type=int, default=None, help="clips per in-between K (default 24; quick 2)")
+    p.add_argument("--n-samples", type=int, default=None, help="generated poses (default 1000; quick 32)")
+    p.add_argument("--n-em", type=int, default=None, help="EM-1000 samples (default 200; quick 4)")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    q = args.quick
+    n_complete = args.n_complete or (4 if q else 64)
+    n_windows = args.n_windows or (2 if q else 24)
+    n_clips = args.n_clips or (2 if q else 24)
+    n_samples = args.n_samples or (32 if q else 1000)
+    n_em = args.n_em or (4 if q else 200)
+    wanted = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    try:
+        device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
+            "cpu" if args.device == "auto" else args.device)
+        prior = PosePrior.load(args.weights, device=device)
+        data = load_eval_data(args.data, seed=args.seed, max_train=20_000 if q else 200_000)
+        print(f"[eval] data: {data.source}; {sum(len(p) for _, p in data.clips)} eval frames, "
+              f"{len(data.train_poses)} train poses", file=sys.stderr)
+        res: dict[str, Any] = {}
+        log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+        t0 = time.perf_counter()
+        if "completion" in wanted:
+            res["completion"] = eval_completion(prior, data, n_complete, 3 if q else 10, args.seed, log)
+        if "denoising" in wanted:
+            res["denoising"] = eval_denoising(prior, data, n_windows, args.seed, log=log)
+        if "interpolation" in wanted:
+            res["interpolation"] = eval_interpolation(prior, data, 16 if q else 256, n_clips, args.seed,
+                                                      adaptive=not q, log=log)
+        if "generation" in wanted:
+            res["generation"] = eval_generation(prior, data, n_samples, n_em, args.seed, log)
+    except (InputError, tasks.BadInput, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001
+        if args.debug:
+            raise
+        print(f"error: {type(e).__name__}: {' '.join(str(e).split())} (run with --debug)", file=sys.stderr)
+        return 1
+    prov = prior.checkpoint.provenance if prior.checkpoint else {}
+    res["settings"] = {"weights": str(args.weights), "checkpoint_provenance": prov, "device": device,
+                       "data": data.source, "quick": q, "n_complete": n_complete, "n_windows": n_windows,
+                       "n_clips": n_clips, "n_samples": n_samples, "n_em": n_em,
+                       "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__} "
+                                  f"threads {torch.get_num_threads()}".strip(),
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       "seconds": time.perf_counter() - t0}
+    res["seed"] = args.seed
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(res, indent=2, default=float))
+    print(format_table(res))
+    print(f"[eval] wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
