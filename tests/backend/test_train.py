@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -95,9 +96,16 @@ def test_torchrun_ddp_two_cpu_processes(dataset_file: Path, tmp_path: Path) -> N
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={port}",
            "-m", "backend.train", *_args(dataset_file, out, "--iters", "4")]
-    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stderr[-3000:]
-    summary = json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # take the worker processes down too
+        proc.communicate()
+        pytest.fail("torchrun DDP run did not finish in 240 s")
+    assert proc.returncode == 0, stderr[-3000:]
+    summary = json.loads([l for l in stdout.splitlines() if l.startswith("{")][-1])
     assert summary["steps"] == 4
     ck = load_checkpoint(out / "last.pt")
     assert ck.provenance["world_size"] == 2 and ck.provenance["iterations"] == 4
