@@ -198,7 +198,8 @@ class _Session:
         if sys.platform == "win32":
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, cwd=cwd, bufsize=0, close_fds=True, **kwargs)
+                                     env=env, cwd=cwd, bufsize=1 << 16, close_fds=True, **kwargs)
+        # buffered pipes: a raw pipe's readline() reads one byte per system call (MB lines!)
         self.started_at = time.monotonic()
         self.threads = {name: threading.Thread(target=target, name=f"dposer-client-{name}", daemon=True)
                         for target, name in ((self._read_loop, "reader"), (self._stderr_loop, "stderr"),
@@ -212,13 +213,11 @@ class _Session:
 
     # -- threads -------------------------------------------------------------------------------
     def _write_all(self, data: bytes) -> None:
-        """Write all of ``data`` to the server's stdin (raw pipe writes may be partial)."""
+        """Write all of ``data`` to the server's stdin and flush (caller holds write_lock)."""
         stdin = self.proc.stdin
         assert stdin is not None
-        view = memoryview(data)
-        while view:
-            n = stdin.write(view)
-            view = view[n or 0:]
+        stdin.write(data)
+        stdin.flush()
 
     def write(self, line: bytes) -> None:
         """Send one line. Small lines go straight into the pipe from the calling thread when nothing

@@ -53,7 +53,7 @@ class RawServer:
         e.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "backend.server", "--log", str(log), *args],
                                      cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=e, bufsize=0)
+                                     stderr=subprocess.PIPE, env=e, bufsize=1 << 16)
         self.lines: "queue.Queue[bytes | None]" = queue.Queue()
         self.raw: list[bytes] = []
         self.stderr: list[bytes] = []
