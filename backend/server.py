@@ -375,7 +375,6 @@ class Server:
         self.stopping = threading.Event()
         self.state = EngineState(requested_device=args.device)
         self._tasks: ModuleType | None = None
-        self._tasks_error: str | None = None
         self.hello: dict = {}
 
     # -- output -------------------------------------------------------------------------------
@@ -482,6 +481,7 @@ class Server:
         self.state.weights_path = str(p)
         self.state.weights_sha256 = sha256_file(p)
         self.state.weights_key = key
+        self.hello.pop("weights_error", None)
         skel = getattr(prior, "skeleton", None)
         names = list(getattr(skel, "names", ())[1:22]) if skel is not None else []
         self.state.joint_names = names if len(names) == 21 else self.default_joint_names()

@@ -433,6 +433,33 @@ class BackendClient:
         s = self._session
         return s.hello if s is not None else None
 
+    @property
+    def state(self) -> str:
+        """``"not_started"``, ``"starting"`` (spawned, no hello yet), ``"ready"`` or ``"error"``
+        (the last server died or could not start; the next request restarts it unless
+        :attr:`last_error` is a :class:`BackendUnavailable`). Never starts anything."""
+        s = self._session
+        if self._unavailable is not None:
+            return "error"
+        if s is None:
+            return "not_started"
+        if s.failure is not None or s.proc.poll() is not None:
+            return "error"
+        return "ready" if s.hello is not None else "starting"
+
+    @property
+    def last_error(self) -> BackendError | None:
+        """Why the backend is not usable (crash / unavailable), or None."""
+        if self._unavailable is not None:
+            return self._unavailable
+        s = self._session
+        return s.failure if s is not None and s.failure is not None and not s.closing else None
+
+    @property
+    def crash_count(self) -> int:
+        """Consecutive crashes without a successful request (2 stops automatic restarts)."""
+        return self._crashes
+
     def stderr_tail(self) -> list[str]:
         """The last lines the server wrote to stderr."""
         s = self._session

@@ -171,7 +171,9 @@ def test_lazy_start_local_validation_queue_order_and_timeout(stub_client_factory
 
 def test_kill9_mid_request_then_fresh_server(stub_client_factory, client_pkg: ModuleType) -> None:
     c = stub_client_factory(step_s=0.05)
+    assert c.state == "not_started"
     c.start()
+    assert c.state == "ready" and c.last_error is None
     pid1 = c.pid
     started = threading.Event()
     fut = c.submit("denoise", poses=np.zeros((3, 63)), progress=lambda f, m: started.set())
@@ -182,9 +184,11 @@ def test_kill9_mid_request_then_fresh_server(stub_client_factory, client_pkg: Mo
     msg = e.value.message
     assert e.value.code == "backend_crashed" and "SIGKILL" in msg and "restarted" in msg and "denoise" in msg
     assert "Log:" in msg
+    assert c.state == "error" and c.crash_count == 1 and isinstance(c.last_error, client_pkg.BackendCrashed)
     # the next call starts a fresh server
     assert c.call("sample", n=1, steps=1, timeout=60).poses.shape == (1, 63)
     assert c.pid is not None and c.pid != pid1
+    assert c.state == "ready" and c.crash_count == 0
 
 
 def test_crash_twice_then_report(stub_client_factory, client_pkg: ModuleType) -> None:
