@@ -746,7 +746,8 @@ class Server:
         for job in dropped:
             self.send_error(job.request.id, S.CANCELLED, f"{job.request.TYPE} request {job.request.id} was "
                                                          f"cancelled: the server is stopping ({reason})")
-        deadline = time.monotonic() + 0.6
+        # shutdown: give the running task a moment to answer "cancelled"; EOF: nobody is listening
+        deadline = time.monotonic() + (0.6 if reply_to is not None else 0.0)
         with self.queue_cv:
             while self.running is not None and time.monotonic() < deadline:
                 self.queue_cv.wait(0.05)
