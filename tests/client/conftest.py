@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,11 @@ def client_pkg() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped weights when present, else a tiny random checkpoint (made in a subprocess)."""
+    """``$DPOSER_TEST_WEIGHTS``, else the shipped weights when present, else a tiny random checkpoint
+    (made in a subprocess)."""
+    override = os.environ.get("DPOSER_TEST_WEIGHTS")
+    if override:
+        return Path(override)
     if SHIPPED_WEIGHTS.is_file():
         return SHIPPED_WEIGHTS
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"

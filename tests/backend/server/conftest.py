@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,7 +18,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def weights(tiny_checkpoint: Path) -> Path:
-    """The shipped weights when the lead has trained them, else the tiny checkpoint."""
+    """``$DPOSER_TEST_WEIGHTS``, else the shipped weights when the lead has trained them, else the tiny
+    checkpoint."""
+    override = os.environ.get("DPOSER_TEST_WEIGHTS")
+    if override:
+        return Path(override)
     return SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.is_file() else tiny_checkpoint
 
 
