@@ -242,6 +242,7 @@ def _get(result: Any, key: str) -> Any:
 
 
 def h_load(ctx: TaskContext) -> dict:
+    """Load (or keep) the weights on the requested device."""
     req: S.LoadRequest = ctx.request  # type: ignore[assignment]
     already = ctx.server.load_weights(req.path, req.device)
     st = ctx.server.state
@@ -251,17 +252,20 @@ def h_load(ctx: TaskContext) -> dict:
 
 
 def h_sample(ctx: TaskContext) -> dict:
+    """``tasks.sample`` -> poses (n, 63)."""
     r: S.SampleRequest = ctx.request  # type: ignore[assignment]
     return {"poses": _call_task(ctx, "sample", r.n, sampler=r.sampler, steps=r.steps, seed=r.seed)}
 
 
 def h_variations(ctx: TaskContext) -> dict:
+    """``tasks.variations`` -> poses (n, 63)."""
     r: S.VariationsRequest = ctx.request  # type: ignore[assignment]
     return {"poses": _call_task(ctx, "variations", _np(r.pose).reshape(-1), r.strength, r.n, sampler=r.sampler,
                                 steps=r.steps, seed=r.seed)}
 
 
 def h_inbetween(ctx: TaskContext) -> dict:
+    """``tasks.inbetween`` -> poses, root_orient."""
     r: S.InbetweenRequest = ctx.request  # type: ignore[assignment]
     out = _call_task(ctx, "inbetween", _np(r.keys), r.n_frames, ease=r.ease, root_orient=_np(r.root_orient),
                      steps=r.steps, seed=r.seed)
@@ -271,6 +275,7 @@ def h_inbetween(ctx: TaskContext) -> dict:
 
 
 def h_complete(ctx: TaskContext) -> dict:
+    """``tasks.complete`` -> poses (N, H, 63), scores (N, H), root_orient."""
     r: S.CompleteRequest = ctx.request  # type: ignore[assignment]
     import numpy as np
 
@@ -285,6 +290,7 @@ def h_complete(ctx: TaskContext) -> dict:
 
 
 def h_denoise(ctx: TaskContext) -> dict:
+    """``tasks.denoise`` on joints (T, 22, 3) or poses (T, 63)."""
     r: S.DenoiseRequest = ctx.request  # type: ignore[assignment]
     x = _np(r.joints) if r.joints is not None else _np(r.poses)
     out = _call_task(ctx, "denoise", x, root_orient=_np(r.root_orient), trans=_np(r.trans), noise_mm=r.noise_mm,
@@ -296,12 +302,14 @@ def h_denoise(ctx: TaskContext) -> dict:
 
 
 def h_score(ctx: TaskContext) -> dict:
+    """``tasks.score`` -> per-pose and per-joint scores."""
     r: S.ScoreRequest = ctx.request  # type: ignore[assignment]
     out = _call_task(ctx, "score", _np(r.poses), seed=r.seed)
     return {"pose": _get(out, "pose"), "joints": _get(out, "joints")}
 
 
 def h_retarget_bvh(ctx: TaskContext) -> dict:
+    """Read a BVH file and retarget it onto SMPL (``backend.data``)."""
     r: S.RetargetBvhRequest = ctx.request  # type: ignore[assignment]
     try:
         from backend.data.bvh import read_bvh
@@ -323,6 +331,7 @@ def h_retarget_bvh(ctx: TaskContext) -> dict:
 
 
 def h_read_amass(ctx: TaskContext) -> dict:
+    """Read an AMASS ``.npz`` (``backend.data.amass``)."""
     r: S.ReadAmassRequest = ctx.request  # type: ignore[assignment]
     try:
         from backend.data.amass import read_amass
@@ -397,9 +406,11 @@ class Server:
                 os._exit(0)
 
     def send_error(self, rid: Any, code: str, message: str) -> None:
+        """Send the final ``error`` reply for ``rid``."""
         self.send({"id": rid, "type": "error", "code": code, "message": message})
 
     def send_result(self, req: S.Request, values: dict, run_ms: float | None = None) -> None:
+        """Send the final ``result`` reply for ``req`` (``values`` encoded through its typed result class)."""
         msg = {"id": req.id, "type": "result", "data": S.encode_result(req.TYPE, values)}
         if run_ms is not None:
             msg["run_ms"] = round(run_ms, 3)
@@ -491,11 +502,13 @@ class Server:
 
     @staticmethod
     def default_joint_names() -> list[str]:
+        """The 21 body joint names of the built-in SMPL skeleton."""
         from backend.engine.skeleton import body_joint_names
 
         return list(body_joint_names())
 
     def make_hello(self) -> dict:
+        """The ``hello`` message (wire form) for the current state."""
         import torch
 
         st = self.state
@@ -562,6 +575,7 @@ class Server:
             threading.Thread(target=run, name="watchdog", daemon=True).start()
 
     def start_worker(self) -> None:
+        """Start the thread that runs queued requests one at a time."""
         threading.Thread(target=self._worker, name="worker", daemon=True).start()
 
     # -- worker -------------------------------------------------------------------------------
@@ -761,6 +775,7 @@ class Server:
 # ------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options of ``python -m backend.server``."""
     p = argparse.ArgumentParser(prog="python -m backend.server", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="checkpoint to load at start (default: weights/dposer_cmu_bandai.pt "
                                                  "when present, else on the first load request)")
@@ -799,6 +814,7 @@ def setup_logging(path: str | None, level: str) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the server until shutdown / stdin EOF (the process ends with ``os._exit``)."""
     args = parse_args(argv)
     # 1. Protect the protocol stream: keep the real stdout, point fd 1 (and sys.stdout) at stderr.
     sys.stdout.flush()

@@ -28,7 +28,7 @@ import os
 import sys
 from array import array
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 # --------------------------------------------------------------------------------------------
 # Versions, limits, error codes
@@ -289,6 +289,7 @@ class Array:
     # -- checks -------------------------------------------------------------------------------
     @property
     def size(self) -> int:
+        """Number of elements."""
         return len(self.data)
 
     def is_finite(self) -> bool:
@@ -899,11 +900,15 @@ def _result_array(*shapes: Shape, optional: bool = False) -> Any:
 
 @dataclass(kw_only=True)
 class HelloResult(Hello):
+    """The ``data`` of a ``hello`` request's result: the hello fields."""
+
     TYPE: ClassVar[str] = ""
 
 
 @dataclass(kw_only=True)
 class LoadResult(ResultData):
+    """What is loaded now, and whether it already was."""
+
     weights_path: str = _spec(_str_parser())
     weights_sha256: str = _spec(_str_parser(64))
     device: str = _spec(_str_parser(32))
@@ -922,6 +927,8 @@ class PosesResult(ResultData):
 
 @dataclass(kw_only=True)
 class InbetweenResult(ResultData):
+    """poses ((M-1)(n_frames+1)+1, 63); root_orient (same, 3) when keys had one."""
+
     poses: Any = _result_array((None, POSE_DIM))
     root_orient: Any = _result_array((None, 3), optional=True)
 
@@ -937,6 +944,8 @@ class CompleteResult(ResultData):
 
 @dataclass(kw_only=True)
 class DenoiseResult(ResultData):
+    """poses (T, 63), joints (T, 22, 3) (FK of the result), root_orient / trans (T, 3), noise_mm used."""
+
     poses: Any = _result_array((None, POSE_DIM))
     joints: Any = _result_array((None, 22, 3))
     root_orient: Any = _result_array((None, 3), optional=True)
@@ -974,6 +983,8 @@ class CancelResult(ResultData):
 
 @dataclass(kw_only=True)
 class PingResult(ResultData):
+    """Liveness: whether a task runs and how many wait."""
+
     pong: bool = _spec(_bool_parser, default=True)
     busy: bool = _spec(_bool_parser, default=False)
     queued: int = _spec(_int_parser(0, 2**31), default=0)
@@ -981,7 +992,7 @@ class PingResult(ResultData):
 
 @dataclass(kw_only=True)
 class ShutdownResult(ResultData):
-    pass
+    """Empty: the server exits after sending it."""
 
 
 RESULT_TYPES: dict[str, type[Message]] = {

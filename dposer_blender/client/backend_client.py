@@ -209,6 +209,7 @@ class _Session:
 
     @property
     def alive(self) -> bool:
+        """The process runs and nothing marked the session failed."""
         return self.failure is None and self.proc.poll() is None
 
     # -- threads -------------------------------------------------------------------------------
@@ -347,6 +348,7 @@ class _Session:
             fut._finish(error=e)
 
     def send(self, fut: RequestFuture, line: bytes) -> None:
+        """Register ``fut`` as pending and send its line (raises the session's failure if any)."""
         with self.lock:
             if self.failure is not None:
                 raise self.failure
