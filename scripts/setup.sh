@@ -2,6 +2,7 @@
 # Creates (or reuses) the backend virtual environment .venv/ at the repo root.
 #   bash scripts/setup.sh            backend + test dependencies in .venv/
 #   bash scripts/setup.sh blender    also .venv-bpy-4.2/ and .venv-bpy-5.0/ (bpy wheels + pytest)
+#   bash scripts/setup.sh demo       also .venv-bpy-5.0/ only (what scripts/demo.sh needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -21,7 +22,14 @@ make_venv() {  # make_venv DIR STAMP PIP_ARGS...
 req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
 make_venv .venv "$req_hash" -r requirements/test.txt
 
-if [ "${1:-}" = "blender" ]; then
-  make_venv .venv-bpy-4.2 "bpy-4.2-$req_hash" "bpy==4.2.*" pytest==9.2.0
-  make_venv .venv-bpy-5.0 "bpy-5.0.1-$req_hash" "bpy==5.0.1" pytest==9.2.0
-fi
+case "${1:-}" in
+  blender)
+    make_venv .venv-bpy-4.2 "bpy-4.2-$req_hash" "bpy==4.2.*" pytest==9.2.0
+    make_venv .venv-bpy-5.0 "bpy-5.0.1-$req_hash" "bpy==5.0.1" pytest==9.2.0
+    ;;
+  demo)
+    make_venv .venv-bpy-5.0 "bpy-5.0.1-$req_hash" "bpy==5.0.1" pytest==9.2.0
+    ;;
+  "") ;;
+  *) echo "usage: bash scripts/setup.sh [blender|demo]" >&2; exit 2 ;;
+esac
