@@ -585,11 +585,14 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"[demo] the extension lacks operators: {', '.join('dposer.' + m for m in missing)}")
         op("backend_start")
-        hello = ext.runtime.last_hello() or {}
-        if hello.get("weights_error"):
-            raise SystemExit(f"[demo] the backend has no usable weights: {hello['weights_error'].get('message')}. "
-                             "Pass --weights PATH (or set DPOSER_WEIGHTS) or ship weights/dposer_cmu_bandai.pt.")
-        LOG.note(f"backend: {ext.runtime.status()[1]}; weights {hello.get('weights_path', '?')}")
+        try:  # load the weights now (a no-op when the backend started with them) so a missing file fails early
+            loaded = ext.runtime.call("load", path=prefs.weights_path or None, device=args.device)
+        except Exception as ex:  # noqa: BLE001
+            raise SystemExit(f"[demo] {ext.runtime.describe_error(ex)}\n[demo] Pass --weights PATH (or set "
+                             "DPOSER_WEIGHTS), or put the checkpoint at weights/dposer_cmu_bandai.pt before "
+                             "building the zip.") from None
+        LOG.note(f"backend: {ext.runtime.status()[1]}; weights {loaded.weights_path} "
+                 f"(sha256 {str(loaded.weights_sha256)[:12]}…)")
         scene = bpy.context.scene
         scene.render.fps, scene.render.fps_base = 30, 1.0
         scene.cursor.location = (0.0, 0.0, 0.0)
