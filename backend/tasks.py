@@ -235,10 +235,11 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float32).numpy()
 
 
-# Small per-step batches run single-threaded on the CPU: the matmuls are weight-bandwidth bound, and
+# On the CPU the tasks run single-threaded up to this many rows per network call: the per-step work
+# is small matmuls (weight-bandwidth bound) and many small elementwise ops (forward kinematics), and
 # intra-op threads spin-waiting on a busy 2-core machine (Blender's UI, other processes) made them
-# up to 100x slower in measurements. Large batches keep torch's thread pool.
-SMALL_BATCH_ROWS = 512
+# up to 100x slower in measurements; even 1,000-frame denoising was 4x faster on one thread there.
+SMALL_BATCH_ROWS = 1 << 20
 
 
 class _cpu_threads:
@@ -347,7 +348,7 @@ def variations(prior: PosePrior, pose: np.ndarray, strength: float, n: int, seed
 
 # =============================================================================================== encode / decode
 
-ODE_DEFAULTS = {"method": "heun", "steps": 40}
+ODE_DEFAULTS = {"method": "heun", "steps": 20}
 T_EPS = 1e-3
 
 
@@ -377,7 +378,7 @@ def encode(prior: PosePrior, poses: np.ndarray, method: str = ODE_DEFAULTS["meth
 
     Args:
         poses: (N,63) or (63,).
-        method: "heun" (fixed steps, default 40 steps = 80 network calls), "euler" or an adaptive
+        method: "heun" (fixed steps, default 20 steps = 40 network calls), "euler" or an adaptive
             scipy method ("RK45", with rtol = atol = 1e-4 as the official code).
         seed: unused (the ODE is deterministic); accepted for a uniform signature.
     Returns:
@@ -601,7 +602,7 @@ def parse_keep(keep: object) -> np.ndarray:
 
 def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int = 10, steps: int = 200,
              seed: int | None = None, root_orient: np.ndarray | None = None, lr: float = 0.1,
-             t_max: float = 0.2, t_min: float = 0.05, rounds: int = 2,
+             t_max: float = 0.2, t_min: float = 0.05, rounds: int = 2, hard_keep: bool = False,
              progress: Progress = None, should_cancel: ShouldCancel = None) -> dict[str, np.ndarray]:
     """Pose completion with the DPoser regulariser (paper Algorithm 1, official schedule).
 
@@ -668,6 +669,8 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
                 mhat = m / (1 - b1 ** step)
                 vhat = v / (1 - b2 ** step)
                 x = x - lr * mhat / (vhat.sqrt() + aeps)
+                if hard_keep:
+                    x = torch.where(kd, obs, x)
                 mon.tick()
         poses = _np(prior.denormalize(x)).reshape(N, H, POSE_DIM)
         dims = np.repeat(keep_b, 3)
@@ -813,18 +816,24 @@ def denoise_windows(prior: PosePrior, joints: np.ndarray, noise_mm: float, use_p
     dev = prior.device
     gen = _generator(seed, dev)
     sched = _schedule_for(float(noise_mm))
-    mon = _Monitor(progress, should_cancel, sched[0] * sched[1], "denoise")
-    zeros = torch.zeros(W, L, 3, device=dev)
-    ip = prior.mean.expand(W, L, -1) + 0.01 * _randn((W, L, POSE_DIM), gen, dev)
-    with _cpu_threads(prior, W * L):
-        pose, _, _ = _fit_windows(prior, torch.as_tensor(a, device=dev), ip, zeros, zeros, False, False, sched,
-                                  use_prior, gen, mon)
-    return _np(pose)
+    per = max(1, (600 if dev.type == "cpu" else 16384) // L)  # windows per batch (see denoise)
+    mon = _Monitor(progress, should_cancel, sched[0] * sched[1] * math.ceil(W / per), "denoise")
+    out = np.empty((W, L, POSE_DIM), np.float32)
+    for s in range(0, W, per):
+        w = min(per, W - s)
+        zeros = torch.zeros(w, L, 3, device=dev)
+        ip = prior.mean.expand(w, L, -1) + 0.01 * _randn((w, L, POSE_DIM), gen, dev)
+        with _cpu_threads(prior, w * L):
+            pose, _, _ = _fit_windows(prior, torch.as_tensor(a[s:s + w], device=dev), ip, zeros, zeros, False,
+                                      False, sched, use_prior, gen, mon)
+        out[s:s + w] = _np(pose)
+    mon.finish()
+    return out
 
 
 def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | None = None,
             noise_mm: float | None = None, trans: np.ndarray | None = None, seed: int | None = 0,
-            use_prior: bool = True, window: int = 60, overlap: int = 20, max_batch_frames: int = 4096,
+            use_prior: bool = True, window: int = 60, overlap: int = 20, max_batch_frames: int | None = None,
             progress: Progress = None, should_cancel: ShouldCancel = None) -> dict[str, np.ndarray | float]:
     """Motion denoising: fit clean poses to a noisy motion with a data term on FK joints, a temporal
     term and the DPoser regulariser (official schedules: 20/40/100 mm -> 3x40/3x60/3x80 Adam steps,
@@ -847,6 +856,8 @@ def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | No
         trans: (T,3) known translation, held fixed; None: optimised from the noisy pelvis (joints
             input) or zero (poses input).
         seed: seeds the initial jitter and the regulariser's noise (default 0: deterministic).
+        max_batch_frames: frames per optimisation batch (default 600 on the CPU, where larger
+            batches fall out of cache and got slower per frame, 16384 on CUDA).
         use_prior: False drops the prior term (the "no prior" ablation).
     Returns:
         dict(poses (T,63), joints (T,22,3) FK of the result with its root_orient/trans,
@@ -896,6 +907,8 @@ def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | No
             raise BadInput(f"noise_mm must be >= 0, got {noise_mm}")
     sched = _schedule_for(noise_mm)
 
+    if max_batch_frames is None:
+        max_batch_frames = 600 if dev.type == "cpu" else 16384
     L = min(window, T)
     starts = _windows(T, L, overlap)
     groups_n = max(1, max_batch_frames // L)

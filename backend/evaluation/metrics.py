@@ -6,6 +6,8 @@ Shapes: poses (N,63) axis-angle; joints (N,22,3) metres.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -81,10 +83,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.all(np.isfinite(covmean)):
-        off = np.eye(s1.shape[0]) * 1e-6
+    off = np.eye(s1.shape[0]) * 1e-10  # tiny ridge: keeps sqrtm well-defined for rank-deficient sets
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
+        if not np.all(np.isfinite(covmean)):
+            off = np.eye(s1.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
     covmean = np.real(covmean)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 

@@ -55,7 +55,9 @@ def test_complete_mask_and_keep(env: dict) -> None:
                 "--hypotheses", "2", "--steps", "2", "--output", str(out)) == 0
 
 
-def test_inbetween_denoise_encode_decode_score(env: dict) -> None:
+def test_inbetween_denoise_encode_decode_score(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend import tasks
+    monkeypatch.setitem(tasks.DENOISE_SCHEDULES, 100, (5, 2, 0.15, 0.05))  # short schedule for speed
     d = env["dir"]
     assert _run(env, "inbetween", "--input", str(d / "poses.npz"), "--frames", "2", "--output", str(d / "i.npz")) == 0
     i = np.load(d / "i.npz")

@@ -230,3 +230,20 @@ def test_bad_input(prior: PosePrior, poses: np.ndarray, call) -> None:  # noqa: 
         call(prior, poses)
     assert "\n" not in str(e.value)
     assert isinstance(e.value, ValueError)
+
+
+def test_denoise_long_sequence_bounded_batches(prior: PosePrior, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 frames run through overlapping windows in bounded groups (memory does not grow with T)."""
+    monkeypatch.setitem(tasks.DENOISE_SCHEDULES, 20, (1, 1, 0.2, 0.05))
+    seen: list[int] = []
+    orig = tasks._fit_windows
+
+    def spy(prior_, target, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(int(target.shape[0] * target.shape[1]))
+        return orig(prior_, target, *a, **k)
+    monkeypatch.setattr(tasks, "_fit_windows", spy)
+    T = 10_000
+    poses = np.zeros((T, 63), np.float32)
+    r = tasks.denoise(prior, poses, noise_mm=10, max_batch_frames=2048)
+    assert r["poses"].shape == (T, 63) and np.all(np.isfinite(r["poses"]))
+    assert max(seen) <= 2048 and sum(seen) >= T
