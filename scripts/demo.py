@@ -449,12 +449,33 @@ def stack_pngs(paths: Sequence[str], filepath: str) -> str:
     return filepath
 
 
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Blender's own render chatter ("Saved: ...", EGL notes) on fds 1 and 2 for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def sheet(ext: Any, title: str, cells: Sequence[Sequence[Any]], filepath: str, resolution: tuple[int, int],
           columns: int | None = None) -> str:
     """``render_cells`` with a caption bar on top."""
-    body = render_cells(ext.render, cells, filepath + ".body.png", resolution, columns)
-    head = title_png(ext.render, title, resolution[0], filepath + ".title.png")
-    return stack_pngs([head, body], filepath)
+    with quiet():
+        body = render_cells(ext.render, cells, filepath + ".body.png", resolution, columns)
+        head = title_png(ext.render, title, resolution[0], filepath + ".title.png")
+        return stack_pngs([head, body], filepath)
 
 
 def plot_denoise(python: str, data: dict[str, np.ndarray], filepath: str) -> str:
