@@ -810,16 +810,16 @@ def main(argv: list[str] | None = None) -> int:
             p = out / "completion.png"
             offs = R.grid_offsets(len(hyp) + 1, None, 0.9)
             offs[0, 0] -= 0.25  # a little gap after the reference
-            ref_cells, _, m_ref = figures(ext, comp, body[src_frame][None], offs[:1], ["mocap"], 0.12)
-            made += m_ref
+            plain = comp.children[0].active_material
             with legs_coloured(comp, LEG_JOINTS, _material("DPoser Free", FREE_COLOR)):
-                caps = [f"#{i + 1}   {sc:.2f}" for i, sc in enumerate(hscores)]
-                cells, _, m_ = figures(ext, comp, hyp, offs[1:], caps, 0.12)
+                caps = ["mocap"] + [f"#{i + 1}   {sc:.2f}" for i, sc in enumerate(hscores)]
+                cells, _, m_ = figures(ext, comp, [body[src_frame]] + list(hyp), offs, caps, 0.12)
                 made += m_
+                tint([o for o in cells[0] if o.type == 'MESH'], plain)  # the reference keeps its own legs' colour
                 sheet(ext, f"Completion: the upper body of walk frame {frames[src_frame]:g} (left: the mocap) is "
                            f"kept, the legs (blue) are free; {len(hyp)} hypotheses, best score first",
-                      ref_cells + cells, str(p), (1500, 480))
-                R._remove_objects(m_ + m_ref)  # noqa: SLF001
+                      cells, str(p), (1500, 480))
+                R._remove_objects(m_)  # noqa: SLF001
             outputs.append(p)
             LOG.note(f"{p.name}: {len(hyp)} hypotheses, best first ({time.perf_counter() - t:.1f} s)")
         finally:
