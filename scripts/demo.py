@@ -129,6 +129,16 @@ def op(name: str, **props: Any) -> set[str]:
     return res
 
 
+def name_character(obj: Any, name: str) -> Any:
+    """Rename a new SMPL armature and its body mesh ("<name>", "<name> body")."""
+    obj.name = obj.data.name = name
+    for c in obj.children:
+        c.name = f"{name} body"
+        if c.data is not None:
+            c.data.name = f"{name} body"
+    return obj
+
+
 def set_active(obj: Any) -> None:
     vl = bpy.context.view_layer
     for o in vl.objects:
@@ -618,8 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         scene.render.fps, scene.render.fps_base = 30, 1.0
         scene.cursor.location = (0.0, 0.0, 0.0)
         op("add_smpl_armature")
-        walker = bpy.context.view_layer.objects.active
-        walker.name = "Walker"
+        walker = name_character(bpy.context.view_layer.objects.active, "Walker")
         LOG.note(f"'{walker.name}': {len(walker.data.bones)} bones, body "
                  f"'{[c.name for c in walker.children][0]}' ({len(walker.children[0].data.vertices)} vertices)")
 
@@ -643,7 +652,6 @@ def main(argv: list[str] | None = None) -> int:
             scene.frame_start = int(frames[1])
             LOG.note(f"frame {frames[0]:g} is the T-pose of the BVH conversion (joints jump {1000 * jump:.0f} mm "
                      f"to the next frame): scene range {scene.frame_start}-{scene.frame_end}")
-
         walk_range = (scene.frame_start, scene.frame_end)
 
     # ---------------------------------------------------------------- 3. noise + denoise
@@ -687,8 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         scene.frame_set(1)
         scene.cursor.location = (-2.5, 0.0, 0.0)
         op("add_smpl_armature")
-        poser = bpy.context.view_layer.objects.active
-        poser.name = "Poser"
+        poser = name_character(bpy.context.view_layer.objects.active, "Poser")
         op("sample", n=N_SAMPLES, seed=SEED)
         ghosts = sorted([o for o in bpy.data.objects if o.get("dposer_ghost_of") == poser.name],
                         key=lambda o: int(o["dposer_ghost_index"]))
@@ -718,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         scene.frame_set((fa + fb) // 2)
         op("inbetween", frame_a=fa, frame_b=fb, ease="ease_in_out")
         ib_act = poser.animation_data.action
+        ib_act.name = "Poser in-between"
         kt = aio.key_types(ib_act, poser)
         n_gen = sum(t == "GENERATED" for v in kt.values() for t in v)
         LOG.note(f"action '{ib_act.name}': keys {fa} and {fb} unchanged, {n_gen} generated keys "
@@ -733,8 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     with LOG.step(f"Complete a pose with the legs free ({N_HYPOTHESES} hypotheses)"):
         scene.cursor.location = (2.5, 0.0, 0.0)
         op("add_smpl_armature")
-        comp = bpy.context.view_layer.objects.active
-        comp.name = "Completer"
+        comp = name_character(bpy.context.view_layer.objects.active, "Completer")
         # The upper body of a mid-stride frame of the walk (facing the camera); the legs are left to DPoser.
         stride = np.abs(J_clean[:, 7, :] - J_clean[:, 8, :]).max(-1)
         src_frame = int(np.argmax(stride))
