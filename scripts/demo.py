@@ -139,6 +139,21 @@ def name_character(obj: Any, name: str) -> Any:
     return obj
 
 
+def key_values(obj: Any, frames: Sequence[float]) -> dict[tuple[str, int, float], float]:
+    """The keyed values of ``obj``'s active action at ``frames`` per (data path, index, frame)."""
+    from importlib import import_module
+
+    aio = import_module(PKG + ".action_io")
+    out = {}
+    for fc in aio.action_fcurves(obj.animation_data.action, obj):
+        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        for f, v in zip(co[0::2], co[1::2]):
+            if float(f) in frames:
+                out[(fc.data_path, fc.array_index, float(f))] = float(v)
+    return out
+
+
 def set_active(obj: Any) -> None:
     vl = bpy.context.view_layer
     for o in vl.objects:
@@ -723,13 +738,16 @@ def main(argv: list[str] | None = None) -> int:
         op("apply_candidate", index=int(b), key=True)
         LOG.note(f"key B = sample {b + 1} at frame {fb} (sampled again with the same seed)")
         scene.frame_set((fa + fb) // 2)
+        keys_before = key_values(poser, (fa, fb))
         op("inbetween", frame_a=fa, frame_b=fb, ease="ease_in_out")
         ib_act = poser.animation_data.action
         ib_act.name = "Poser in-between"
         kt = aio.key_types(ib_act, poser)
         n_gen = sum(t == "GENERATED" for v in kt.values() for t in v)
-        LOG.note(f"action '{ib_act.name}': keys {fa} and {fb} unchanged, {n_gen} generated keys "
-                 f"(keyframe type {aio.generated_key_type()})")
+        same = key_values(poser, (fa, fb)) == keys_before
+        LOG.note(f"action '{ib_act.name}': {n_gen} generated keys (keyframe type {aio.generated_key_type()}); "
+                 f"the {len(keys_before)} key values at frames {fa} and {fb} are "
+                 + ("bit-exact as before" if same else "CHANGED"))
         op("plausibility")
         fc = [f for f in aio.action_fcurves(ib_act, poser) if f.data_path == '["dposer_plausibility"]'][0]
         co = np.empty(2 * len(fc.keyframe_points), np.float32)
