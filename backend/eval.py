@@ -77,16 +77,16 @@ def _collect_files(paths: list[str]) -> list[Path]:
 
 
 def load_eval_data(data: list[str] | None, max_train: int = 200_000, seed: int = 0,
-                   log: Callable[[str], None] = print) -> EvalData:
-    """See the module docstring."""
+                   log: Callable[[str], None] = print, dataset: str | None = None) -> EvalData:
+    """See the module docstring. ``dataset``: a prepared dataset .npz (default: the newest build)."""
     rng = np.random.default_rng(seed)
     ds = None
     try:
         from backend.data.dataset import load_dataset
-        ds = load_dataset()
+        ds = load_dataset(path=dataset) if dataset else load_dataset()
     except Exception as e:  # noqa: BLE001 - no prepared dataset is fine when --data is given
-        if not data:
-            raise InputError(f"no --data given and no prepared dataset ({e})") from None
+        if not data or dataset:
+            raise InputError(f"no prepared dataset ({' '.join(str(e).split())})") from None
     if data:
         from backend.data.dataset import split_for_clip
         clips, train_clips = [], []
@@ -251,8 +251,9 @@ def eval_interpolation(prior: PosePrior, data: EvalData, n_roundtrip: int, n_cli
         if not cands:
             continue
         sel = [cands[i] for i in rng.choice(len(cands), min(n_clips, len(cands)), replace=False)]
-        errs: dict[str, list] = {"dposer": [], "slerp": [], "cubic": []}
-        fills: dict[str, list] = {"dposer": [], "slerp": [], "cubic": [], "real": []}
+        meths = ("dposer", "dposer_latent_T1", "slerp", "cubic")
+        errs: dict[str, list] = {m: [] for m in meths}
+        fills: dict[str, list] = {m: [] for m in meths + ("real",)}
         t_d = 0.0
         for ci, T in sel:
             poses = data.clips[ci][1]
@@ -262,16 +263,17 @@ def eval_interpolation(prior: PosePrior, data: EvalData, n_roundtrip: int, n_cli
             t0 = time.perf_counter()
             d = tasks.inbetween(prior, poses[[a, b]], K)["poses"][1:-1]
             t_d += time.perf_counter() - t0
+            d1 = tasks.inbetween(prior, poses[[a, b]], K, t_latent=1.0)["poses"][1:-1]
             sl = bl.slerp_fill(poses[a], poses[b], K)
             kt = [t for t in (a - (K + 1), a, b, b + (K + 1)) if 0 <= t < T]
             cu = bl.cubic_fill(poses[kt], np.asarray(kt, float), np.arange(a + 1, b, dtype=float))
             rj = mt.fk_joints(real)
-            for name, f in (("dposer", d), ("slerp", sl), ("cubic", cu)):
+            for name, f in (("dposer", d), ("dposer_latent_T1", d1), ("slerp", sl), ("cubic", cu)):
                 errs[name].append(mt.mpjpe(mt.fk_joints(f), rj).mean())
                 fills[name].append(f)
             fills["real"].append(real)
         res: dict[str, Any] = {}
-        for name in ("dposer", "slerp", "cubic", "real"):
+        for name in meths + ("real",):
             sc = tasks.score(prior, np.concatenate(fills[name], 0))["pose"]
             res[name] = {"plausibility": _mean(sc)}
             if name != "real":
@@ -283,6 +285,8 @@ def eval_interpolation(prior: PosePrior, data: EvalData, n_roundtrip: int, n_cli
             f"cubic {res['cubic']['mpjpe_mm']:.1f} mm; plausibility dposer {res['dposer']['plausibility']:.3f} "
             f"slerp {res['slerp']['plausibility']:.3f} real {res['real']['plausibility']:.3f}")
     out["settings"] = {"roundtrip_poses": int(len(p)), "ode": tasks.ODE_DEFAULTS, "K": list(INBETWEEN_K),
+                       "inbetween_t_latent": tasks.INBETWEEN_T_LATENT,
+                       "holdout": "keys = the frames just before/after K held-out middle frames of a real clip",
                        "plausibility": "tasks.score, lower = more plausible"}
     return out
 
@@ -303,7 +307,8 @@ def _gen_metrics(poses: np.ndarray, real_j: np.ndarray, train_j: np.ndarray, lim
 def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int, seed: int,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """APD, Fréchet distance on FK joints vs held-out real poses, NN distance to train, floor and
-    joint-limit violation rates for DPoser (EM 1000 steps, DDIM 10 steps), a Gaussian fitted to the
+    joint-limit violation rates for DPoser (EM 1000 steps; DDIM-style 10/20 steps with eta 1; deterministic
+    DDIM 10 steps; probability-flow ODE), a Gaussian fitted to the
     training poses, and the held-out real poses themselves (reference)."""
     rng = np.random.default_rng(seed)
     real = _subset(data.frames(), max(n_samples, 1000), rng)
@@ -314,6 +319,9 @@ def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int,
     runs: list[tuple[str, Callable[[], np.ndarray]]] = [
         ("dposer_em1000", lambda: tasks.sample(prior, n_em, sampler="em", seed=seed)),
         ("dposer_ddim10", lambda: tasks.sample(prior, n_samples, sampler="ddim", seed=seed)),
+        ("dposer_ddim20", lambda: tasks.sample(prior, n_samples, sampler="ddim", steps=20, seed=seed)),
+        ("dposer_ddim10_eta0", lambda: tasks.sample(prior, n_samples, sampler="ddim", eta=0.0, seed=seed)),
+        ("dposer_ode_heun25", lambda: tasks.sample(prior, n_samples, sampler="ode", seed=seed)),
         ("gaussian", lambda: bl.GaussianPoseModel(data.train_poses).sample(n_samples, seed)),
     ]
     for name, fn in runs:
@@ -360,12 +368,12 @@ def format_table(res: dict[str, Any]) -> str:
         lines.append("Interpolation")
         for k, v in r["roundtrip"].items():
             lines.append(f"  round trip {k:14s} {v['mpjpe_mm']:8.2f} mm  (n={v['n']}, {v['seconds']:.1f} s)")
-        lines.append("  in-between (MPJPE mm / plausibility, lower better)   dposer          slerp           cubic        real")
+        lines.append("  in-between (MPJPE mm / plausibility, lower better)   dposer     dposer(T=1)     slerp        cubic        real")
         for k, v in r.items():
             if not k.startswith("inbetween"):
                 continue
             lines.append(f"  {k:18s}  " + "  ".join(f"{v[m]['mpjpe_mm']:6.1f} / {v[m]['plausibility']:6.3f}"
-                                                   for m in ("dposer", "slerp", "cubic"))
+                                                   for m in ("dposer", "dposer_latent_T1", "slerp", "cubic"))
                          + f"   {v['real']['plausibility']:6.3f}")
     if "generation" in res:
         lines.append("Generation          APD cm   Frechet(FK)   NN-train mm   floor-viol   limit-viol")
@@ -380,6 +388,7 @@ def format_table(res: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend.eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", nargs="*", default=None, help="AMASS .npz / .bvh files or folders (default: prepared val split)")
+    p.add_argument("--dataset", default=None, help="prepared dataset .npz (default: the newest build in the cache)")
     p.add_argument("--json", required=True, help="output JSON path")
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -408,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
             "cpu" if args.device == "auto" else args.device)
         prior = PosePrior.load(args.weights, device=device)
-        data = load_eval_data(args.data, seed=args.seed, max_train=20_000 if q else 200_000)
+        data = load_eval_data(args.data, seed=args.seed, max_train=20_000 if q else 200_000, dataset=args.dataset)
         print(f"[eval] data: {data.source}; {sum(len(p) for _, p in data.clips)} eval frames, "
               f"{len(data.train_poses)} train poses", file=sys.stderr)
         res: dict[str, Any] = {}

@@ -32,11 +32,11 @@ def test_fast_eps_matches_network(prior: PosePrior) -> None:
     assert torch.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddim", 4), ("em", 5), ("ode", 3)])
-def test_sample_shapes_and_seed(prior: PosePrior, sampler: str, steps: int) -> None:
-    a = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=7)
-    b = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=7)
-    c = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=8)
+@pytest.mark.parametrize("sampler,steps,eta", [("ddim", 4, 1.0), ("ddim", 4, 0.0), ("em", 5, 1.0), ("ode", 3, 1.0)])
+def test_sample_shapes_and_seed(prior: PosePrior, sampler: str, steps: int, eta: float) -> None:
+    a = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=7, eta=eta)
+    b = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=7, eta=eta)
+    c = tasks.sample(prior, 3, sampler=sampler, steps=steps, seed=8, eta=eta)
     assert a.shape == (3, 63) and a.dtype == np.float32
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
