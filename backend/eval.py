@@ -11,7 +11,7 @@ when it exists, else from the ``--data`` clips whose name hashes to 'train'
 (``backend.data.dataset.split_for_clip``), the rest being evaluated.
 
 Metrics: errors in mm on FK joints of the built-in neutral skeleton (root at the origin, zero root
-orientation). APD in cm. Plausibility = ``tasks.score`` (lower = more plausible).
+orientation); with ``--smpl-model FILE`` also MPVPE (mm, mean shape) for completion and denoising. APD in cm. Plausibility = ``tasks.score`` (lower = more plausible).
 The JSON has one object per task, inside one object per method, plus ``settings`` and ``seed``.
 """
 
@@ -132,7 +132,7 @@ def _mean(x: np.ndarray) -> float:
 
 
 def eval_completion(prior: PosePrior, data: EvalData, n_poses: int, n_hyp: int, seed: int,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+                    log: Callable[[str], None] = print, vm: mt.VertexMetric | None = None) -> dict[str, Any]:
     """Per mask: MPJPE on the joints moved by the hidden rotations (best of H, mean over H,
     score-ranked first), APD over hypotheses; baselines mean-pose fill and NN retrieval."""
     rng = np.random.default_rng(seed)
@@ -160,6 +160,12 @@ def eval_completion(prior: PosePrior, data: EvalData, n_poses: int, n_hyp: int, 
         e_nn = mt.mpjpe(nj, gt_j[:, None], jidx)
         res["nn_retrieval"] = {"best_of_h_mm": _mean(e_nn.min(1)), "mean_over_h_mm": _mean(e_nn.mean(1)),
                                "score_ranked_first_mm": _mean(e_nn[:, 0]), "apd_cm": mt.apd_batched(nj)}
+        if vm is not None:  # MPVPE over the whole mesh
+            ev_ = vm.mpvpe(r["poses"], gt[:, None])
+            res["dposer"].update(mpvpe_best_of_h_mm=_mean(ev_.min(1)), mpvpe_ranked_first_mm=_mean(ev_[:, 0]))
+            res["mean_pose_fill"]["mpvpe_mm"] = _mean(vm.mpvpe(mp, gt))
+            en = vm.mpvpe(nn, gt[:, None])
+            res["nn_retrieval"].update(mpvpe_best_of_h_mm=_mean(en.min(1)), mpvpe_ranked_first_mm=_mean(en[:, 0]))
         res["hidden_fk_joints"] = jidx
         out[mask] = res
         log(f"[eval] completion {mask}: dposer best-of-{n_hyp} {res['dposer']['best_of_h_mm']:.1f} mm, "
@@ -186,7 +192,7 @@ def _windows(data: EvalData, L: int, n: int, rng: np.random.Generator, exclude: 
 
 
 def eval_denoising(prior: PosePrior, data: EvalData, n_windows: int, seed: int, L: int = 60,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, vm: mt.VertexMetric | None = None) -> dict[str, Any]:
     """Per noise level: MPJPE before/after for DPoser, DPoser without the prior term, and the
     Gaussian / Butterworth filters tuned on separate val windows."""
     rng = np.random.default_rng(seed)
@@ -207,6 +213,8 @@ def eval_denoising(prior: PosePrior, data: EvalData, n_windows: int, seed: int, 
             poses = tasks.denoise_windows(prior, noisy, lvl, use_prior=use_prior, seed=seed)
             res[name] = {"mpjpe_mm": _mean(mt.mpjpe(mt.fk_joints(poses), clean)),
                          "seconds": time.perf_counter() - t0}
+            if vm is not None:
+                res[name]["mpvpe_mm"] = _mean(vm.mpvpe(poses, win))
         for kind in ("gaussian", "butterworth"):
             tuned = bl.tune_filter(tnoisy, tune_clean, kind)
             y = bl.apply_filter(noisy, kind, tuned["params"])
@@ -400,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-clips", type=int, default=None, help="clips per in-between K (default 24; quick 2)")
     p.add_argument("--n-samples", type=int, default=None, help="generated poses (default 1000; quick 32)")
     p.add_argument("--n-em", type=int, default=None, help="EM-1000 samples (default 200; quick 4)")
+    p.add_argument("--smpl-model", default=None, help="SMPL model file (.npz/.pkl): adds MPVPE")
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -422,17 +431,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(data.train_poses)} train poses", file=sys.stderr)
         res: dict[str, Any] = {}
         log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+        vm = mt.VertexMetric(args.smpl_model) if args.smpl_model else None
         t0 = time.perf_counter()
         if "completion" in wanted:
-            res["completion"] = eval_completion(prior, data, n_complete, 3 if q else 10, args.seed, log)
+            res["completion"] = eval_completion(prior, data, n_complete, 3 if q else 10, args.seed, log, vm)
         if "denoising" in wanted:
-            res["denoising"] = eval_denoising(prior, data, n_windows, args.seed, log=log)
+            res["denoising"] = eval_denoising(prior, data, n_windows, args.seed, log=log, vm=vm)
         if "interpolation" in wanted:
             res["interpolation"] = eval_interpolation(prior, data, 16 if q else 256, n_clips, args.seed,
                                                       adaptive=not q, log=log)
         if "generation" in wanted:
             res["generation"] = eval_generation(prior, data, n_samples, n_em, args.seed, log)
-    except (InputError, tasks.BadInput, FileNotFoundError) as e:
+    except (InputError, tasks.BadInput, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)

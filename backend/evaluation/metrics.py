@@ -141,3 +141,26 @@ class JointLimits:
         comp = ((p < self.lo) | (p > self.hi)).any(-1)
         ang = np.linalg.norm(p, axis=-1) > self.max_angle
         return (comp | ang).any(-1)
+
+
+class VertexMetric:
+    """MPVPE (mm) with an SMPL model file (zero root orientation, translation and shape)."""
+
+    def __init__(self, model_path: str) -> None:
+        from backend.engine.body_model import load_body_model
+        self.model = load_body_model(model_path)
+
+    def vertices(self, poses: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """(...,63) -> (...,V,3) float32 metres."""
+        p = np.asarray(poses, np.float32)
+        flat = p.reshape(-1, 63)
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(flat), batch):
+                out.append(self.model(torch.from_numpy(flat[s:s + batch])).vertices.numpy())
+        v = np.concatenate(out, 0)
+        return v.reshape(p.shape[:-1] + v.shape[-2:])
+
+    def mpvpe(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        """Per-sample mean vertex error (mm): poses pred (...,63) vs gt (...,63) (broadcast)."""
+        return 1000.0 * np.linalg.norm(self.vertices(pred) - self.vertices(gt), axis=-1).mean(-1)

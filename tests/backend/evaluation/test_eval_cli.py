@@ -61,3 +61,25 @@ def test_eval_bad_data(setup: dict, capsys: pytest.CaptureFixture) -> None:
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_eval_mpvpe_with_smpl_model(setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an SMPL model file (a synthetic one here) completion and denoising report MPVPE too."""
+    from tests.backend.engine.engine_helpers import synthetic_smpl_arrays
+    import backend.data.dataset as dsmod
+    from backend import tasks
+
+    def _no_dataset(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise FileNotFoundError("none")
+    monkeypatch.setattr(dsmod, "load_dataset", _no_dataset)
+    for k in (20, 40, 100):
+        monkeypatch.setitem(tasks.DENOISE_SCHEDULES, k, (2, 1, 0.2, 0.05))
+    model = setup["dir"] / "smpl.npz"
+    np.savez(model, **synthetic_smpl_arrays())
+    out = setup["dir"] / "res_v.json"
+    rc = ev.main(["--data", setup["clips"], "--json", str(out), "--weights", setup["w"], "--quick",
+                  "--tasks", "completion,denoising", "--smpl-model", str(model)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert "mpvpe_best_of_h_mm" in res["completion"]["left_leg"]["dposer"]
+    assert "mpvpe_mm" in res["denoising"]["40mm"]["dposer"]
