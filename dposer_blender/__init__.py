@@ -9,6 +9,10 @@ backend runs as a subprocess. Submodules:
 * ``mannequin``     - the procedural mannequin body / the real SMPL mesh
 * ``action_io``     - bulk action write / read, single-pose keys
 * ``render``        - headless render helpers (contact sheets, filmstrips)
+* ``runtime``       - the one backend client, its status and the timer that pumps it
+* ``preferences``   - add-on preferences (backend Python, device, weights, SMPL model)
+* ``operators``     - the ``dposer.*`` operators, one module per feature
+* ``panel``         - the 3D Viewport sidebar tab "DPoser"
 
 ``register()`` / ``unregister()`` are kept minimal and symmetric: everything registered is tracked in
 ``_registered`` and removed again, so unregistering leaves no classes or timers behind.
@@ -46,14 +50,24 @@ def user_dir(create: bool = True) -> str:
         return path
 
 
+def _ui_parts() -> tuple[list[type], list[tuple[Callable[[], None], Callable[[], None]]]]:
+    """Classes and hooks of the UI modules (imported here, not at package import: they need bpy)."""
+    from . import operators, panel, preferences, runtime
+
+    classes = [*preferences.CLASSES, *operators.CLASSES, *panel.CLASSES]
+    hooks = [*runtime.HOOKS, *operators.HOOKS, *panel.HOOKS]
+    return classes, hooks
+
+
 def register() -> None:
     """Register the extension's classes and hooks."""
     import bpy
 
-    for cls in CLASSES:
+    ui_classes, ui_hooks = _ui_parts()
+    for cls in [*CLASSES, *ui_classes]:
         bpy.utils.register_class(cls)
         _registered.append(cls)
-    for reg, unreg in HOOKS:
+    for reg, unreg in [*HOOKS, *ui_hooks]:
         reg()
         _hooks_done.append(unreg)
 

@@ -98,3 +98,66 @@ def random_poses() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def expected_joints(backend_fk, random_poses) -> np.ndarray:
     """Backend FK joints (6,24,3) of ``random_poses`` (one subprocess per session)."""
     return backend_fk(*random_poses)
+
+
+# --------------------------------------------------------------------------- DPoser operators (real backend)
+
+_TINY_SCRIPT = r"""
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("tiny_checkpoint", sys.argv[2])
+mod = importlib.util.module_from_spec(spec)
+sys.path.insert(0, sys.argv[3])
+spec.loader.exec_module(mod)
+mod.make_tiny_checkpoint(Path(sys.argv[1]))
+"""
+
+
+@pytest.fixture(scope="session")
+def dposer_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The shipped checkpoint when it exists, else a tiny random one made by the backend Python."""
+    shipped = REPO / "weights" / "dposer_cmu_bandai.pt"
+    if shipped.is_file():
+        return str(shipped)
+    py = backend_python()
+    if not Path(py).exists():
+        pytest.fail(f"backend Python {py} not found; set DPOSER_PYTHON to a Python with torch")
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    proc = subprocess.run([py, "-c", _TINY_SCRIPT, str(path), str(REPO / "tests/backend/evaluation/tiny_checkpoint.py"),
+                           str(REPO)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    if proc.returncode != 0:
+        pytest.fail(f"making the tiny checkpoint failed: {proc.stderr[-2000:]}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def dposer_session_client(dposer_weights: str):
+    """Settings for the DPoser operators (env: weights, CPU, backend Python) and a holder for the ONE
+    backend client of the session (created by the first ``dposer_addon``; closed at the end)."""
+    os.environ["DPOSER_WEIGHTS"] = dposer_weights
+    os.environ["DPOSER_DEVICE"] = "cpu"
+    os.environ.setdefault("DPOSER_PYTHON", backend_python())
+    holder: dict = {"client": None}
+    yield holder
+    if holder["client"] is not None:
+        holder["client"].close()
+
+
+@pytest.fixture(scope="module")
+def dposer_addon(dposer_session_client: dict):
+    """The checkout's ``dposer_blender`` registered for one test module, with the session's backend client
+    attached (started once). Detached again before ``unregister()`` so the server outlives the module."""
+    import dposer_blender
+    from dposer_blender import runtime
+
+    dposer_blender.register()
+    if dposer_session_client["client"] is None:
+        c = runtime.client()
+        c.start(timeout=300)
+        dposer_session_client["client"] = c
+    else:
+        runtime.set_client(dposer_session_client["client"])
+    yield runtime
+    runtime.set_client(None)
+    dposer_blender.unregister()

@@ -1,0 +1,343 @@
+"""Shared operator machinery: SMPL polls, the blocking/modal backend operator base, small helpers.
+
+:class:`BackendOperator` subclasses implement two methods:
+
+* ``build_request(context) -> (request_type, params)`` - read the scene (main thread), validate;
+  raise :class:`OpError` with a plain sentence to refuse. Must not change the scene.
+* ``apply_result(context, result) -> set`` - write the result into the scene in one pass.
+
+``execute`` runs the request blocking (background mode, scripts, tests, redo panel); ``invoke`` in an
+interactive session submits it and goes modal: a window-manager timer polls the future, progress goes
+to the status bar and the panel, Esc cancels (the scene has not been touched, so it stays exactly as
+it was). Either way the scene is written once, on the main thread, and the operator is one undo step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+import numpy as np
+
+from .. import pose_convert as pc
+from .. import runtime
+from ..skeleton_data import load_skeleton
+
+
+class OpError(Exception):
+    """A refusal with a plain-words message (reported as an error; the operator is cancelled)."""
+
+
+# ----------------------------------------------------------------------------------------- polls
+
+def active_object(context: Any) -> Any:
+    obj = getattr(context, "active_object", None)
+    if obj is None:
+        vl = getattr(context, "view_layer", None)
+        obj = vl.objects.active if vl is not None else None
+    return obj
+
+
+def smpl_poll(cls: type, context: Any) -> bool:
+    """Poll for operators that need an SMPL armature as the active object (says why not)."""
+    obj = active_object(context)
+    if obj is not None and obj.get("dposer_ghost_of") is not None:
+        owner = bpy.data.objects.get(obj["dposer_ghost_of"])
+        if owner is not None:
+            obj = owner
+    ok, reason = pc.check_smpl_armature(obj)
+    if not ok:
+        cls.poll_message_set(reason)
+    return ok
+
+
+def smpl_object(context: Any) -> Any:
+    """The active SMPL armature (a candidate ghost resolves to its character); OpError otherwise."""
+    obj = active_object(context)
+    if obj is not None and obj.get("dposer_ghost_of") is not None:
+        obj = bpy.data.objects.get(obj["dposer_ghost_of"]) or obj
+    ok, reason = pc.check_smpl_armature(obj)
+    if not ok:
+        raise OpError(reason)
+    return obj
+
+
+def active_action(obj: Any) -> Any:
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        raise OpError(f"'{obj.name}' has no active action: key or import some animation first")
+    return ad.action
+
+
+def finite_or_raise(a: np.ndarray, what: str) -> np.ndarray:
+    if not np.all(np.isfinite(a)):
+        raise OpError(f"{what} contains NaN or infinite values; fix or delete those keys first")
+    return a
+
+
+def scene_fps(scene: Any) -> float:
+    return float(scene.render.fps) / float(scene.render.fps_base or 1.0)
+
+
+def body_bone_names(rig: pc.SMPLRig) -> list[str]:
+    return [rig.bone_names[j] for j in range(1, 22)]
+
+
+# ----------------------------------------------------------------------------------------- FK (numpy)
+
+def fk_joints(body_pose: np.ndarray, root_orient: np.ndarray | None = None,
+              trans: np.ndarray | None = None) -> np.ndarray:
+    """SMPL forward kinematics of the 22 body joints (T,22,3), SMPL frame, metres (for reports)."""
+    sk = load_skeleton()
+    bp = np.asarray(body_pose, dtype=np.float64).reshape(-1, 21, 3)
+    T = bp.shape[0]
+    ro = np.zeros((T, 3)) if root_orient is None else np.asarray(root_orient, np.float64).reshape(T, 3)
+    R = pc.axis_angle_to_matrix(np.concatenate([ro[:, None], bp], axis=1))  # (T,22,3,3)
+    rest = sk.rest_joints[:22]
+    W = np.empty_like(R)
+    J = np.empty((T, 22, 3))
+    W[:, 0] = R[:, 0]
+    J[:, 0] = rest[0]
+    for j in range(1, 22):
+        p = sk.parents[j]
+        W[:, j] = W[:, p] @ R[:, j]
+        J[:, j] = J[:, p] + np.einsum("tij,j->ti", W[:, p], rest[j] - rest[p])
+    if trans is not None:
+        J = J + np.asarray(trans, np.float64).reshape(T, 1, 3)
+    return J
+
+
+# ----------------------------------------------------------------------------------------- pose at a frame
+
+def pose_quats_at(obj: Any, action: Any, frame: float, rig: pc.SMPLRig) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pose-bone quaternions (24,4) and pelvis location (3,) or None, evaluated from ``action`` at ``frame``
+    (channels without an F-curve: the bone's current value). No scene change."""
+    from .. import action_io as aio
+
+    curves = {(fc.data_path, fc.array_index): fc for fc in aio.action_fcurves(action, obj)}
+    cur_q, cur_loc = pc.read_pose_quats(obj, rig)
+    q = cur_q.copy()
+    for j in rig.present():
+        path = aio.ROT_PATH.format(rig.bone_names[j])
+        for i in range(4):
+            fc = curves.get((path, i))
+            if fc is not None:
+                q[j, i] = fc.evaluate(float(frame))
+    loc = None
+    lp = aio.LOC_PATH.format(rig.bone_names[0])
+    if any((lp, i) in curves for i in range(3)):
+        loc = cur_loc.copy()
+        for i in range(3):
+            fc = curves.get((lp, i))
+            if fc is not None:
+                loc[i] = fc.evaluate(float(frame))
+    finite_or_raise(q, f"action '{action.name}' at frame {frame:g}")
+    if loc is not None:
+        finite_or_raise(loc, f"action '{action.name}' at frame {frame:g}")
+    return q, loc
+
+
+# ----------------------------------------------------------------------------------------- bulk F-curve edits
+
+def fcurve_container(obj: Any, action: Any, create: bool = True) -> Any:
+    from .. import action_io as aio
+
+    slot = aio.action_slot_for(obj, action) if aio.uses_slotted_actions() else None
+    if aio.uses_slotted_actions() and slot is None and create:
+        _, slot = aio.ensure_action(obj, action)
+    return aio.channelbag(action, slot, create=create)
+
+
+def get_fcurve(container: Any, data_path: str, index: int, group: str | None) -> Any:
+    """Find or create an F-curve (slotted channelbag on 4.4+, ``action.fcurves`` on 4.2)."""
+    from .. import action_io as aio
+
+    fcs = container.fcurves
+    fc = fcs.find(data_path, index=index)
+    if fc is not None:
+        return fc
+    if aio.uses_slotted_actions():
+        try:
+            fc = fcs.new(data_path, index=index, group_name=group or "")
+        except TypeError:
+            fc = fcs.new(data_path, index=index)
+            if group:
+                fc.group = container.groups.get(group) or container.groups.new(group)
+    else:
+        fc = fcs.new(data_path, index=index, action_group=group or "")
+    return fc
+
+
+def replace_keys_in_range(fc: Any, lo: float, hi: float, frames: np.ndarray, values: np.ndarray,
+                          key_type: int | None, interpolation: int | None = None) -> None:
+    """Remove the keys strictly inside (lo, hi) and add ``frames``/``values`` in one bulk write.
+
+    Keys outside the range keep their values bit-exact (float32 read back and written unchanged).
+    """
+    kps = fc.keyframe_points
+    n = len(kps)
+    if n:
+        co = np.empty(2 * n, dtype=np.float32)
+        kps.foreach_get("co", co)
+        inside = np.nonzero((co[0::2] > lo) & (co[0::2] < hi))[0]
+        for i in inside[::-1]:
+            kps.remove(kps[int(i)], fast=True)
+    m = len(kps)
+    k = len(frames)
+    if k == 0:
+        fc.update()
+        return
+    kps.add(k)
+    co = np.empty(2 * (m + k), dtype=np.float32)
+    kps.foreach_get("co", co)
+    co[2 * m::2] = frames
+    co[2 * m + 1::2] = values
+    kps.foreach_set("co", co)
+    for attr, val in (("type", key_type), ("interpolation", interpolation)):
+        if val is None:
+            continue
+        arr = np.empty(m + k, dtype=np.int32)
+        kps.foreach_get(attr, arr)
+        arr[m:] = val
+        kps.foreach_set(attr, arr)
+    # new points: handles at their keys (update() recomputes auto handles)
+    hl = np.empty(2 * (m + k), dtype=np.float32)
+    kps.foreach_get("handle_left", hl)
+    hl[2 * m:] = co[2 * m:]
+    kps.foreach_set("handle_left", hl)
+    kps.foreach_set("handle_right", hl)
+    fc.update()
+
+
+def hemisphere_align(q: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Flip quaternions (T,B,4) so consecutive ones (starting from ``ref`` (B,4)) have a positive dot."""
+    out = np.array(q, dtype=np.float64, copy=True)
+    prev = np.asarray(ref, dtype=np.float64)
+    for t in range(out.shape[0]):
+        s = np.where(np.sum(out[t] * prev, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        out[t] *= s
+        prev = out[t]
+    return out
+
+
+# ----------------------------------------------------------------------------------------- the operator base
+
+class BackendOperator:
+    """Mix-in for operators that run one backend request (see the module docstring)."""
+
+    bl_options = {'REGISTER', 'UNDO'}
+    progress_label = "Working"
+
+    _future: Any = None
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return smpl_poll(cls, context)
+
+    # -- to implement --------------------------------------------------------------------------
+    def build_request(self, context: Any) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def apply_result(self, context: Any, result: Any) -> set[str]:
+        raise NotImplementedError
+
+    # -- blocking ------------------------------------------------------------------------------
+    def execute(self, context: Any) -> set[str]:
+        try:
+            rtype, params = self.build_request(context)
+        except OpError as ex:
+            self.report({'ERROR'}, str(ex))
+            return {'CANCELLED'}
+        try:
+            result = runtime.call(rtype, **params)
+        except Exception as ex:  # noqa: BLE001 - every failure becomes a report
+            self.report({'ERROR'}, runtime.describe_error(ex))
+            return {'CANCELLED'}
+        return self._apply(context, result)
+
+    def _apply(self, context: Any, result: Any) -> set[str]:
+        try:
+            return self.apply_result(context, result)
+        except OpError as ex:
+            self.report({'ERROR'}, str(ex))
+            return {'CANCELLED'}
+        except Exception as ex:  # noqa: BLE001
+            self.report({'ERROR'}, f"Writing the result failed: {ex}")
+            return {'CANCELLED'}
+
+    # -- modal ---------------------------------------------------------------------------------
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        if runtime.progress() is not None:
+            self.report({'WARNING'}, f"DPoser is busy ({runtime.progress().label}); wait or press Esc")
+            return {'CANCELLED'}
+        try:
+            rtype, params = self.build_request(context)
+        except OpError as ex:
+            self.report({'ERROR'}, str(ex))
+            return {'CANCELLED'}
+        try:
+            self._future = runtime.submit(rtype, **params)
+        except Exception as ex:  # noqa: BLE001
+            self.report({'ERROR'}, runtime.describe_error(ex))
+            return {'CANCELLED'}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        runtime.begin_progress(self.progress_label)
+        wm.progress_begin(0, 100)
+        self._status(context, 0.0, "starting")
+        return {'RUNNING_MODAL'}
+
+    def _status(self, context: Any, fraction: float, message: str) -> None:
+        runtime.update_progress(fraction, message)
+        text = f"DPoser {self.progress_label}: {fraction:.0%}" + (f" – {message}" if message else "") + \
+               "   (Esc to cancel)"
+        try:
+            context.workspace.status_text_set(text)
+            context.window_manager.progress_update(int(100 * fraction))
+        except Exception:  # noqa: BLE001
+            pass
+        runtime.redraw()
+
+    def _cleanup(self, context: Any) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        try:
+            wm.progress_end()
+            context.workspace.status_text_set(None)
+        except Exception:  # noqa: BLE001
+            pass
+        runtime.end_progress()
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        fut = self._future
+        if event.type == 'ESC' and event.value == 'PRESS':
+            fut.cancel()
+            self._cleanup(context)
+            self.report({'WARNING'}, f"{self.progress_label} cancelled; nothing was changed.")
+            return {'CANCELLED'}
+        if event.type != 'TIMER' or event.timer is not self._timer:
+            return {'PASS_THROUGH'}
+        if not fut.done():
+            frac, msg = fut.progress
+            self._status(context, frac, msg)
+            return {'RUNNING_MODAL'}
+        self._cleanup(context)
+        try:
+            result = fut.result(0)
+        except Exception as ex:  # noqa: BLE001
+            runtime.note_error(ex)
+            self.report({'ERROR'}, runtime.describe_error(ex))
+            return {'CANCELLED'}
+        return self._apply(context, result)
+
+    def cancel(self, context: Any) -> None:
+        """Blender calls this when the modal operator is aborted (file load, window closed)."""
+        if self._future is not None and not self._future.done():
+            self._future.cancel()
+        self._cleanup(context)

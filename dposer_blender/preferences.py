@@ -1,0 +1,78 @@
+"""Add-on preferences: backend Python (auto-discovered; a button tests it), device, weights, SMPL model."""
+
+from typing import Any
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from . import runtime
+
+DEVICES = [("auto", "Auto", "CUDA when available, else the CPU"),
+           ("cuda", "CUDA", "NVIDIA GPU (falls back to the CPU, with a note, when unusable)"),
+           ("cpu", "CPU", "Always the CPU")]
+
+
+def _settings_changed(self: Any, context: Any) -> None:
+    # the next request rebuilds the client with the new settings (runtime.client compares them)
+    runtime.redraw()
+
+
+class DPoserPreferences(bpy.types.AddonPreferences):
+    bl_idname = runtime.ADDON_ID
+
+    backend_python: StringProperty(
+        name="Backend Python", subtype='FILE_PATH', update=_settings_changed,
+        description="Python with PyTorch that runs the backend (empty: auto-discover the checkout's .venv, "
+                    "then $DPOSER_PYTHON)")
+    device: EnumProperty(name="Device", items=DEVICES, default="auto", update=_settings_changed)
+    weights_path: StringProperty(
+        name="Weights", subtype='FILE_PATH', update=_settings_changed,
+        description="Pose-prior checkpoint (.pt); empty: the weights shipped with the extension")
+    smpl_model_path: StringProperty(
+        name="SMPL Model", subtype='FILE_PATH',
+        description="Optional SMPL model file (.npz / .pkl) for the real body mesh instead of the mannequin")
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        col = layout.column()
+        row = col.row(align=True)
+        row.prop(self, "backend_python")
+        row.operator("dposer.backend_test", text="Test", icon='PLAY')
+        if not self.backend_python:
+            col.label(text="Empty: auto-discovered (the checkout's .venv, then $DPOSER_PYTHON)", icon='INFO')
+        col.prop(self, "device")
+        col.prop(self, "weights_path")
+        if not self.weights_path:
+            col.label(text=f"Empty: the shipped weights ({runtime.shipped_weights_path()})", icon='INFO')
+        col.prop(self, "smpl_model_path")
+        box = layout.box()
+        state, text = runtime.status()
+        icon = {"READY": 'CHECKMARK', "ERROR": 'ERROR', "STARTING": 'SORTTIME'}.get(state, 'DOT')
+        for i, line in enumerate(_wrap(text, 110)):
+            box.label(text=line, icon=icon if i == 0 else 'BLANK1')
+        hello = runtime.last_hello()
+        if hello and state == runtime.READY:
+            box.label(text=f"torch {hello.get('torch_version', '?')} on {hello.get('device', '?')} "
+                           f"{hello.get('device_name') or ''}", icon='BLANK1')
+            if hello.get("device_note"):
+                box.label(text=str(hello["device_note"]), icon='ERROR')
+            if hello.get("weights_path"):
+                box.label(text=f"weights: {hello['weights_path']}", icon='BLANK1')
+            if hello.get("weights_error"):
+                box.label(text=f"weights: {hello['weights_error'].get('message', '')}", icon='ERROR')
+        box.label(text=f"Log: {runtime.log_path()}", icon='TEXT')
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}" if cur else w
+    return lines + ([cur] if cur else []) or [""]
+
+
+CLASSES = [DPoserPreferences]
+HOOKS: list = []

@@ -1,0 +1,384 @@
+"""The extension's runtime: the single :class:`BackendClient`, its status, and the timer that pumps it.
+
+* :func:`client` returns the one client, (re)built when the settings (backend Python, weights, device)
+  change. Settings come from the add-on preferences when the add-on is enabled, else from the
+  environment (``DPOSER_PYTHON``, ``DPOSER_WEIGHTS``, ``DPOSER_DEVICE``, ``DPOSER_SMPL_MODEL``), which is
+  how scripts and tests that register the package from a checkout configure it.
+* :func:`status` is what the panel shows: ``NOT_STARTED`` / ``STARTING`` / ``READY`` / ``ERROR``.
+* A persistent ``bpy.app.timers`` timer runs while the backend starts or an operation is in flight and
+  redraws the DPoser UI (the modal operators poll their own futures on a window-manager timer).
+* :func:`describe_error` turns any failure into one plain sentence for ``Operator.report``.
+
+Nothing here touches ``bpy`` from another thread: futures are only polled on the main thread.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+
+from .client import BackendClient, BackendError
+from .client import backend_client as _bc
+
+#: The add-on's module name (``dposer_blender`` from a checkout, ``bl_ext.<repo>.dposer_blender`` installed).
+ADDON_ID = __package__
+
+NOT_STARTED, STARTING, READY, ERROR = "NOT_STARTED", "STARTING", "READY", "ERROR"
+
+SHIPPED_WEIGHTS_NAME = "dposer_cmu_bandai.pt"
+
+
+@dataclass
+class Settings:
+    python: str | None = None
+    weights: str | None = None
+    device: str = "auto"
+    smpl_model: str | None = None
+
+    def key(self) -> tuple:
+        return (self.python, self.weights, self.device)
+
+
+@dataclass
+class Progress:
+    """The operation in flight (one at a time is shown)."""
+
+    label: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+_client: BackendClient | None = None
+_client_key: tuple | None = None
+_start_future: Any = None
+_last_error: str = ""
+_last_hello: dict | None = None
+_progress: Progress | None = None
+_timer_on = False
+
+
+# ----------------------------------------------------------------------------------------- settings
+
+def preferences() -> Any:
+    """The add-on preferences, or None when the package is registered without being an enabled add-on."""
+    try:
+        addon = bpy.context.preferences.addons.get(ADDON_ID)
+    except AttributeError:
+        return None
+    return getattr(addon, "preferences", None) if addon is not None else None
+
+
+def _abs(path: str) -> str:
+    return os.path.abspath(bpy.path.abspath(path)) if path else path
+
+
+def settings() -> Settings:
+    """Current backend settings (preferences first, then the environment)."""
+    p = preferences()
+    s = Settings()
+    env = os.environ
+    python = getattr(p, "backend_python", "") if p is not None else ""
+    s.python = _abs(python) or None  # None: discovery (repo .venv, then $DPOSER_PYTHON)
+    weights = getattr(p, "weights_path", "") if p is not None else ""
+    s.weights = _abs(weights) or env.get("DPOSER_WEIGHTS") or None  # None: the shipped weights
+    dev = getattr(p, "device", "") if p is not None else ""
+    s.device = (dev or env.get("DPOSER_DEVICE") or "auto").lower()
+    if s.device not in ("auto", "cuda", "cpu", "mps"):
+        s.device = "auto"
+    model = getattr(p, "smpl_model_path", "") if p is not None else ""
+    s.smpl_model = _abs(model) or env.get("DPOSER_SMPL_MODEL") or None
+    return s
+
+
+def shipped_weights_path() -> str:
+    """Where the shipped checkpoint lives (inside the extension, or the checkout's ``weights/``)."""
+    try:
+        from .client import backend_root
+
+        return str(backend_root() / "weights" / SHIPPED_WEIGHTS_NAME)
+    except FileNotFoundError:
+        return SHIPPED_WEIGHTS_NAME
+
+
+def user_dir() -> str:
+    """Writable per-user folder for logs/caches (never the extension folder); a temp dir as last resort."""
+    try:
+        from . import user_dir as _ud
+
+        return _ud(create=True)
+    except Exception:  # noqa: BLE001
+        path = os.path.join(tempfile.gettempdir(), "dposer_blender")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+
+def log_path() -> str:
+    return os.path.join(user_dir(), "server.log")
+
+
+# ----------------------------------------------------------------------------------------- client
+
+def client() -> BackendClient:
+    """The one backend client (created on first use; rebuilt when the settings changed)."""
+    global _client, _client_key, _start_future
+    s = settings()
+    if _client is not None and _client_key != s.key():
+        close()
+    if _client is None:
+        _client = BackendClient(python=s.python, weights=s.weights, device=s.device, log_path=log_path())
+        _client_key = s.key()
+    return _client
+
+
+def current_client() -> BackendClient | None:
+    """The client if one exists (never creates one)."""
+    return _client
+
+
+def set_client(c: BackendClient | None) -> BackendClient | None:
+    """Replace the client (tests: a broken backend); returns the previous one, which is not closed."""
+    global _client, _client_key, _start_future
+    old, _client = _client, c
+    _client_key = settings().key() if c is not None else None
+    _start_future = None
+    return old
+
+
+def close() -> None:
+    """Shut the backend down (pending requests fail with 'shut down')."""
+    global _client, _client_key, _start_future, _last_hello
+    c, _client, _client_key, _start_future = _client, None, None, None
+    _last_hello = None
+    if c is not None:
+        try:
+            c.close(timeout=2.0)
+        except Exception as ex:  # noqa: BLE001
+            print(f"[dposer] closing the backend failed: {ex}")
+
+
+def start(blocking: bool | None = None) -> None:
+    """Start the backend. Blocking in background mode (waits for its hello), else non-blocking: the
+    status goes STARTING -> READY / ERROR and the timer redraws the UI. Raises BackendError (blocking)."""
+    global _start_future, _last_error, _last_hello
+    if blocking is None:
+        blocking = bool(bpy.app.background)
+    _last_error = ""
+    c = client()
+    if c._crashes or c._unavailable is not None:  # noqa: SLF001 - an explicit start forgets past failures
+        c.restart()
+    if blocking:
+        try:
+            _last_hello = c.start()
+        except BackendError as ex:
+            _last_error = describe_error(ex)
+            raise
+        return
+    try:
+        _start_future = c.submit("ping")
+    except BackendError as ex:
+        _last_error = describe_error(ex)
+        raise
+    ensure_timer()
+
+
+def restart() -> None:
+    """Forget crashes / a failed start and start again with the current settings."""
+    global _last_error
+    close()
+    _last_error = ""
+    start()
+
+
+def call(request_type: str, /, **params: Any) -> Any:
+    """Blocking request (background mode, scripts, tests). Raises BackendError."""
+    global _last_error, _last_hello
+    c = client()
+    try:
+        res = c.call(request_type, **params)
+    except BackendError as ex:
+        if ex.code in (_bc.CRASHED, _bc.UNAVAILABLE):
+            _last_error = describe_error(ex)
+        raise
+    _last_hello = c.hello or _last_hello
+    _last_error = ""
+    return res
+
+
+def submit(request_type: str, /, **params: Any) -> Any:
+    """Non-blocking request: a RequestFuture (poll ``done()`` on the main thread)."""
+    global _last_error
+    _last_error = ""
+    fut = client().submit(request_type, **params)
+    ensure_timer()
+    return fut
+
+
+def note_error(ex: BaseException) -> None:
+    """Remember a backend-level failure for the status line."""
+    global _last_error
+    if isinstance(ex, BackendError) and ex.code in (_bc.CRASHED, _bc.UNAVAILABLE):
+        _last_error = describe_error(ex)
+
+
+# ----------------------------------------------------------------------------------------- status
+
+def status() -> tuple[str, str]:
+    """(state, one line) for the panel: NOT_STARTED / STARTING / READY / ERROR."""
+    global _last_hello, _last_error
+    c = _client
+    if _start_future is not None and _start_future.done():
+        err = _start_future.exception(0)
+        if err is not None and err.code != "cancelled":
+            _last_error = describe_error(err)
+    if c is not None and c.hello is not None:
+        _last_hello = c.hello
+    if c is None:
+        return (ERROR, _last_error) if _last_error else (NOT_STARTED, "Backend not started")
+    s = c._session  # noqa: SLF001 - read-only peek at the client's state
+    if s is not None and s.alive:
+        if s.hello is None:
+            return STARTING, "Backend starting…"
+        return READY, "Ready on " + device_text(s.hello)
+    if _last_error:
+        return ERROR, _last_error
+    if s is not None and s.failure is not None and not s.closing:
+        return ERROR, describe_error(s.failure)
+    return NOT_STARTED, "Backend not started"
+
+
+def device_text(hello: dict | None) -> str:
+    """'cuda (NVIDIA H100), torch 2.x' from a hello."""
+    if not hello:
+        return "?"
+    dev = str(hello.get("device", "?"))
+    name = hello.get("device_name") or ""
+    torch_v = hello.get("torch_version") or "?"
+    out = f"{dev}" + (f" ({name})" if name else "") + f", torch {torch_v}"
+    return out
+
+
+def last_hello() -> dict | None:
+    c = _client
+    if c is not None and c.hello is not None:
+        return c.hello
+    return _last_hello
+
+
+def busy() -> bool:
+    st, _ = status()
+    return st == STARTING or _progress is not None
+
+
+# ----------------------------------------------------------------------------------------- progress
+
+def begin_progress(label: str) -> None:
+    global _progress
+    _progress = Progress(label)
+    ensure_timer()
+
+
+def update_progress(fraction: float, message: str = "") -> None:
+    if _progress is not None:
+        _progress.fraction = max(0.0, min(1.0, float(fraction)))
+        _progress.message = message
+
+
+def end_progress() -> None:
+    global _progress
+    _progress = None
+    redraw()
+
+
+def progress() -> Progress | None:
+    return _progress
+
+
+def redraw() -> None:
+    """Redraw the 3D Viewport sidebars and the Preferences window (cheap; safe without a window)."""
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is None:
+        return
+    for win in wm.windows:
+        for area in win.screen.areas:
+            if area.type in ('VIEW_3D', 'PREFERENCES', 'STATUSBAR'):
+                area.tag_redraw()
+
+
+def _tick() -> float | None:
+    global _timer_on
+    try:
+        redraw()
+        if busy():
+            return 0.25
+    except Exception as ex:  # noqa: BLE001 - a timer must never raise
+        print(f"[dposer] timer: {ex}")
+    _timer_on = False
+    return None
+
+
+def ensure_timer() -> None:
+    """Run the pump/redraw timer until nothing is in flight (persistent across file loads)."""
+    global _timer_on
+    if bpy.app.background:
+        return
+    if not bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.register(_tick, first_interval=0.1, persistent=True)
+    _timer_on = True
+
+
+def _unregister() -> None:
+    global _timer_on, _progress, _last_error
+    if bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.unregister(_tick)
+    _timer_on = False
+    _progress = None
+    close()
+    _last_error = ""
+
+
+def timer_registered() -> bool:
+    return bpy.app.timers.is_registered(_tick)
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+def describe_error(ex: BaseException) -> str:
+    """One plain sentence for any failure (backend error codes, bad input, our own checks)."""
+    if isinstance(ex, BackendError):
+        code, msg = ex.code, (ex.message or str(ex)).strip()
+        if code == "cancelled":
+            return "Cancelled; nothing was changed."
+        if code == _bc.CRASHED:
+            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend crashed: {msg}"
+        if code == _bc.UNAVAILABLE:
+            if "protocol version mismatch" in msg:
+                return f"The DPoser backend does not match this extension ({msg})."
+            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend is not available: {msg}"
+        if code == _bc.TIMEOUT:
+            return f"The DPoser backend did not answer in time: {msg}"
+        if code == "weights_missing":
+            return f"No pose-prior weights: {msg}. Set the weights file in Preferences > Add-ons > DPoser."
+        if code == "weights_invalid":
+            return f"The weights file is not usable: {msg}."
+        if code == "out_of_memory":
+            return f"The backend ran out of memory: {msg}. Try fewer poses or the CPU device."
+        if code in ("bad_input", "bad_request"):
+            return f"The backend rejected the input: {msg}"
+        return f"The DPoser backend failed: {msg} (details in {log_path()})"
+    text = str(ex).strip() or type(ex).__name__
+    return text
+
+
+__all__ = ["ADDON_ID", "NOT_STARTED", "STARTING", "READY", "ERROR", "Settings", "settings", "preferences",
+           "client", "current_client", "set_client", "close", "start", "restart", "call", "submit", "status",
+           "device_text", "begin_progress", "update_progress", "end_progress", "progress", "describe_error",
+           "ensure_timer", "timer_registered", "user_dir", "log_path", "shipped_weights_path", "last_hello"]
+
+CLASSES: list[type] = []
+HOOKS = [(lambda: None, _unregister)]
