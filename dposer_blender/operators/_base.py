@@ -267,8 +267,15 @@ class BackendOperator:
             return {'CANCELLED'}
 
     # -- modal ---------------------------------------------------------------------------------
+    def _blocking(self, context: Any) -> bool:
+        """Run blocking (``execute``) instead of modal: background mode, or no window to drive a modal."""
+        return bool(bpy.app.background) or context.window is None
+
+    def _add_modal_handler(self, context: Any) -> None:
+        context.window_manager.modal_handler_add(self)
+
     def invoke(self, context: Any, event: Any) -> set[str]:
-        if bpy.app.background or context.window is None:
+        if self._blocking(context):
             return self.execute(context)
         if runtime.progress() is not None:
             self.report({'WARNING'}, f"DPoser is busy ({runtime.progress().label}); wait or press Esc")
@@ -285,7 +292,7 @@ class BackendOperator:
             return {'CANCELLED'}
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
+        self._add_modal_handler(context)
         runtime.begin_progress(self.progress_label)
         wm.progress_begin(0, 100)
         self._status(context, 0.0, "starting")
