@@ -328,7 +328,7 @@ class BackendOperator:
             self._cleanup(context)
             self.report({'WARNING'}, f"{self.progress_label} cancelled; nothing was changed.")
             return {'CANCELLED'}
-        if event.type != 'TIMER' or event.timer is not self._timer:
+        if event.type != 'TIMER' or event.timer != self._timer:
             return {'PASS_THROUGH'}
         if not fut.done():
             frac, msg = fut.progress

@@ -21,11 +21,7 @@ class DPOSER_OT_add_smpl_armature(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        obj = getattr(context, "active_object", None)
-        if obj is not None and obj.mode != 'OBJECT':
-            cls.poll_message_set("Switch to Object Mode first")
-            return False
-        return context.scene is not None
+        return context.scene is not None  # create_smpl_armature switches to Object Mode itself
 
     def execute(self, context: Any) -> set[str]:
         try:

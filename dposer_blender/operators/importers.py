@@ -24,7 +24,7 @@ class DPOSER_OT_import_motion(BackendOperator, bpy.types.Operator, ImportHelper)
 
     bl_idname = "dposer.import_motion"
     bl_label = "Import Motion (DPoser)"
-    bl_options = {'REGISTER', 'UNDO', 'PRESET'}
+    bl_options = {'REGISTER', 'UNDO'}
     progress_label = "Importing"
 
     filename_ext = ".npz;.bvh"

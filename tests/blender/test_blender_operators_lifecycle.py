@@ -73,6 +73,40 @@ def test_preferences_drive_the_backend_settings(enabled, tmp_path: Path, monkeyp
     assert Path(runtime.log_path()).resolve().parent != (Path(__file__).parents[2] / "dposer_blender").resolve()
 
 
+def test_test_button_starts_the_backend_and_shows_torch_and_device(enabled, dposer_weights: str, capsys) -> None:
+    """Preferences > Test: discovery finds the backend Python, the backend starts (blocking in background
+    mode) and the status shows the torch version and the device; disabling stops that process."""
+    from dposer_blender import runtime
+
+    prefs = bpy.context.preferences.addons[MOD].preferences
+    prefs.device, prefs.weights_path = "cpu", dposer_weights
+    assert bpy.ops.dposer.backend_test() == {'FINISHED'}
+    out = capsys.readouterr().out
+    assert "Backend Python:" in out and "torch" in out and "cpu" in out
+    state, text = runtime.status()
+    assert state == runtime.READY and text.startswith("Ready on cpu") and "torch 2." in text
+    hello = runtime.last_hello()
+    assert hello["device"] == "cpu" and hello["weights_path"] == dposer_weights
+    pid = runtime.current_client().pid
+    addon_utils.disable(MOD, default_set=True)
+    _wait_gone(pid)
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(100):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"backend process {pid} still running after disable")
+
+
 def test_disable_leaves_nothing_behind(enabled, tmp_path: Path) -> None:
     from dposer_blender import runtime
     from dposer_blender.client import BackendClient
@@ -103,19 +137,7 @@ def test_disable_leaves_nothing_behind(enabled, tmp_path: Path) -> None:
     assert importers.menu_func_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
     assert not runtime.timer_registered()
     assert runtime.current_client() is None
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                break
-        except ChildProcessError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"backend process {pid} still running after disable")
+    _wait_gone(pid)
     import dposer_blender
 
     assert dposer_blender._registered == [] and dposer_blender._hooks_done == []
