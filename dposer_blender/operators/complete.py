@@ -85,9 +85,7 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
             raise OpError(f"the current pose of '{obj.name}' contains NaN values")
         quats, _ = pc.read_pose_quats(obj, rig)
         self._job = dict(obj=obj.name, keep=keep, orig=quats)
-        names = [rig.bone_names[j] for j in keep]
-        keep_mask = [j in keep for j in range(1, 22)]
-        del names
+        keep_mask = [j in keep for j in range(1, 22)]  # the 21 body joints, in pose order
         return "complete", {"pose": body.reshape(63).astype(np.float32), "keep": keep_mask,
                             "n_hypotheses": int(self.hypotheses), "steps": int(self.steps),
                             "seed": None if self.seed < 0 else int(self.seed)}

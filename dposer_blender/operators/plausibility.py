@@ -12,7 +12,6 @@ import numpy as np
 from bpy.props import IntProperty
 
 from .. import action_io as aio
-from .. import pose_convert as pc
 from ._base import (BackendOperator, OpError, active_action, fcurve_container, get_fcurve, smpl_object,
                     smpl_poll)
 

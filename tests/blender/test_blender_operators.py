@@ -522,3 +522,25 @@ def test_cancel_message_is_plain(dposer_addon) -> None:
         fut.result(120)
     assert runtime.describe_error(ei.value) == "Cancelled; nothing was changed."
     assert obj.animation_data is None and len(bpy.data.objects) == 1
+
+
+def test_operators_work_with_smpl_addon_bone_names() -> None:
+    """Rigs named like the SMPL add-on / FBX (m_avg_L_Hip, ...) are SMPL-like: the operators map the bones."""
+    obj = smpl()
+    for b in obj.data.bones:
+        side, _, rest = b.name.partition("_")
+        if side in ("left", "right"):
+            b.name = f"m_avg_{side[0].upper()}_{rest.capitalize()}"
+        else:
+            b.name = f"m_avg_{b.name.capitalize()}"
+    assert "m_avg_L_Elbow" in obj.data.bones and pc.check_smpl_armature(obj)[0]
+    _keyed_pair(obj, 1, 6, seed=4)
+    bpy.context.scene.frame_set(2)
+    assert run("inbetween", steps=2) == {'FINISHED'}
+    assert len(aio.read_smpl_motion(obj)["frames"]) == 6
+    for b in obj.data.bones:
+        _select_bone(obj, b.name, b.name == "m_avg_L_Elbow")
+    q = np.array(obj.pose.bones["m_avg_L_Elbow"].rotation_quaternion, dtype=np.float32)
+    assert run("complete", hypotheses=2, steps=4, seed=0) == {'FINISHED'}
+    assert run("complete_apply") == {'FINISHED'}
+    assert np.array(obj.pose.bones["m_avg_L_Elbow"].rotation_quaternion, dtype=np.float32).tobytes() == q.tobytes()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dposer_blender import action_io as aio
-from dposer_blender import armature, pose_convert as pc
+from dposer_blender import armature
 from dposer_blender.operators import _base
 from dposer_blender.operators import complete as complete_ops
 from dposer_blender.operators import inbetween as inbetween_ops
