@@ -79,6 +79,7 @@ def make_ghosts(context: Any, owner: Any, poses: np.ndarray, label: str) -> list
         ob.rotation_euler = owner.matrix_world.to_euler()
         ob.show_in_front = True
         ob.show_name = True
+        ob.hide_render = True  # a UI helper, never rendered
         ob.color = (0.35, 0.75, 1.0, 0.5)
         ob["dposer_ghost_of"] = owner.name
         ob["dposer_ghost_index"] = i
