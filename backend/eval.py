@@ -403,11 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="few poses/windows/clips (smoke test)")
     p.add_argument("--tasks", default="completion,denoising,interpolation,generation")
-    p.add_argument("--n-complete", type=int, default=None, help="poses per completion mask (default 64; quick 4)")
+    p.add_argument("--n-complete", type=int, default=None, help="poses per completion mask (default 128; quick 4)")
     p.add_argument("--n-windows", type=int, default=None, help="60-frame denoising windows (default 24; quick 2)")
     p.add_argument("--n-clips", type=int, default=None, help="clips per in-between K (default 24; quick 2)")
     p.add_argument("--n-samples", type=int, default=None, help="generated poses (default 1000; quick 32)")
-    p.add_argument("--n-em", type=int, default=None, help="EM-1000 samples (default 200; quick 4)")
+    p.add_argument("--n-em", type=int, default=None, help="EM-1000 samples (default 500; quick 4)")
     p.add_argument("--smpl-model", default=None, help="SMPL model file (.npz/.pkl): adds MPVPE")
     p.add_argument("--debug", action="store_true")
     return p
@@ -416,11 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     q = args.quick
-    n_complete = args.n_complete or (4 if q else 64)
+    n_complete = args.n_complete or (4 if q else 128)
     n_windows = args.n_windows or (2 if q else 24)
     n_clips = args.n_clips or (2 if q else 24)
     n_samples = args.n_samples or (32 if q else 1000)
-    n_em = args.n_em or (4 if q else 200)
+    n_em = args.n_em or (4 if q else 500)
     wanted = [t.strip() for t in args.tasks.split(",") if t.strip()]
     try:
         device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
