@@ -202,8 +202,9 @@ class _Session:
         # buffered pipes: a raw pipe's readline() reads one byte per system call (MB lines!)
         self.started_at = time.monotonic()
         self.threads = {name: threading.Thread(target=target, name=f"dposer-client-{name}", daemon=True)
-                        for target, name in ((self._read_loop, "reader"), (self._stderr_loop, "stderr"),
-                                             (self._write_loop, "writer"))}
+                        for target, name in ((self._stderr_loop, "stderr"), (self._write_loop, "writer"),
+                                             (self._read_loop, "reader"))}
+        # the reader starts last: when the server dies at once, its _on_exit joins the stderr thread
         for t in self.threads.values():
             t.start()
 

@@ -267,3 +267,20 @@ def test_discovery_failure_says_how_to_fix(client_pkg: ModuleType, tmp_path: Pat
     with pytest.raises(client_pkg.BackendUnavailable) as e2:
         c.call("ping")
     assert "pip install" in e2.value.message
+
+
+def test_server_that_exits_at_once_fails_the_call_instead_of_hanging(client_pkg: ModuleType, tmp_path: Path) -> None:
+    """A backend Python that passes discovery but dies before hello: every call errors promptly."""
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then exec {sys.executable} "$@"; fi\nexit 3\n')
+    fake.chmod(0o755)
+    client = client_pkg.BackendClient(python=str(fake))
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(client_pkg.BackendError, match="exited with code 3"):
+            client.call("ping", timeout=30)
+        with pytest.raises(client_pkg.BackendError):  # the automatic restart dies too, and is reported
+            client.call("ping", timeout=30)
+        assert time.monotonic() - t0 < 25
+    finally:
+        client.close()
