@@ -3,7 +3,9 @@
 Median latency (after warm-up) of the animator operations, each beside its hardware floor:
 the network FLOPs and weight bytes of every network call the operation made (counted while it ran)
 against this machine's measured matmul rate and memory bandwidth. ``ratio = median / floor``.
-The floor counts the score network only (not forward kinematics, optimiser or Python overhead).
+The floor counts the score network only (not forward kinematics, optimiser or Python overhead), and
+uses the DRAM bandwidth of a large copy: a small network's weights can stay cache-resident between
+calls, so a ratio slightly below 1 is possible for small-batch operations.
 
 Other modules add rows (e.g. the server's round-trip overhead) by appending to ``EXTRA_BENCHES``:
 
