@@ -531,7 +531,7 @@ t = d["frames"]
 names = list(d["names"])
 noise = float(d["noise_mm"])
 C_NOISY, C_CLEAN, C_DEN = "#e07b72", "#222222", "#1f6fd1"
-fig, axes = plt.subplots(2, 2, figsize=(11.0, 6.4), dpi=100)
+fig, axes = plt.subplots(2, 2, figsize=(11.0, 6.8), dpi=100)
 panels = [(axes[0, 0], "left_ankle", "height", None, "Left ankle: height above the floor (mm)"),
           (axes[0, 1], "left_ankle", "local", 2, "Left ankle: forward of the pelvis (mm)"),
           (axes[1, 0], "right_wrist", "local", 2, "Right wrist: forward of the pelvis (mm)")]
@@ -555,10 +555,11 @@ ax.set_title("Mean joint distance to the original mocap (mm)", fontsize=11)
 ax.set_xlabel("frame (30 fps)")
 ax.grid(alpha=0.3)
 ax.legend(loc="upper right", fontsize=9.5, framealpha=0.95)
-axes[0, 0].legend(loc="upper right", fontsize=9, framealpha=0.95)
+handles, labels = axes[0, 0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=10.5, frameon=False, bbox_to_anchor=(0.5, 0.955))
 fig.suptitle(f"Denoising a CMU walk: {noise:.0f} mm Gaussian noise on the joint positions, "
              "cleaned by dposer.denoise", fontsize=13)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0, 1, 0.93))
 fig.savefig(sys.argv[2])
 '''
 
