@@ -470,6 +470,19 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
     return _Plan(src, end, Q, C, unit, trans_scale, pelvis_src)
 
 
+def _prepare(motion: BVHMotion, family: str | Family | None, drop_first_frame: bool | None
+             ) -> tuple[Family, BVHMotion, _Plan, np.ndarray, np.ndarray]:
+    """Resolve the family, drop the T-pose frame if asked (None = the family's default), plan the
+    retarget and run the source FK. Returns (family, motion, plan, G (T,J,3,3), P (T,J,3))."""
+    fam = detect_family(motion.names) if family is None else (get_family(family) if isinstance(family, str) else family)
+    drop = fam.drop_first_frame if drop_first_frame is None else drop_first_frame
+    if drop and motion.num_frames > 1:
+        motion = motion.slice(slice(1, None))
+    plan = _plan(motion, fam)
+    G, P = motion.forward_kinematics()
+    return fam, motion, plan, G, P
+
+
 def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: float | None = 30.0,
                  drop_first_frame: bool | None = None, normalize_leg_length: bool = True,
                  name: str = "", floor: bool = True) -> SMPLMotion:
@@ -489,12 +502,7 @@ def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: flo
     Returns:
         :class:`SMPLMotion` with body_pose (T2,63), root_orient (T2,3), trans (T2,3) in SMPL axes.
     """
-    fam = detect_family(motion.names) if family is None else (get_family(family) if isinstance(family, str) else family)
-    drop = fam.drop_first_frame if drop_first_frame is None else drop_first_frame
-    if drop and motion.num_frames > 1:
-        motion = motion.slice(slice(1, None))
-    plan = _plan(motion, fam)
-    G, P = motion.forward_kinematics()
+    fam, motion, plan, G, P = _prepare(motion, family, drop_first_frame)
     C = plan.C
     Gs = C @ G @ C.T                             # (T,Js,3,3) in SMPL axes
     T = Gs.shape[0]
@@ -553,12 +561,7 @@ def source_bone_directions(motion: BVHMotion, family: str | Family | None = None
         the matching SMPL bones, and the K SMPL joint names (bone start). T = source frames (after
         the optional first-frame drop), not resampled.
     """
-    fam = detect_family(motion.names) if family is None else (get_family(family) if isinstance(family, str) else family)
-    drop = fam.drop_first_frame if drop_first_frame is None else drop_first_frame
-    if drop and motion.num_frames > 1:
-        motion = motion.slice(slice(1, None))
-    plan = _plan(motion, fam)
-    G, P = motion.forward_kinematics()
+    fam, motion, plan, G, P = _prepare(motion, family, drop_first_frame)
     dirs, pairs, names = [], [], []
     for j, name in enumerate(SMPL_NAMES[:N_BODY]):
         bone = SMPL_BONES[name]
