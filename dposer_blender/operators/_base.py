@@ -38,14 +38,18 @@ def active_object(context: Any) -> Any:
     return obj
 
 
-def smpl_poll(cls: type, context: Any) -> bool:
-    """Poll for operators that need an SMPL armature as the active object (says why not)."""
-    obj = active_object(context)
+def resolve_ghost(obj: Any) -> Any:
+    """``obj``, or the character it is a candidate ghost of (when that character still exists)."""
     if obj is not None and obj.get("dposer_ghost_of") is not None:
         owner = bpy.data.objects.get(obj["dposer_ghost_of"])
         if owner is not None:
-            obj = owner
-    ok, reason = pc.check_smpl_armature(obj)
+            return owner
+    return obj
+
+
+def smpl_poll(cls: type, context: Any) -> bool:
+    """Poll for operators that need an SMPL armature as the active object (says why not)."""
+    ok, reason = pc.check_smpl_armature(resolve_ghost(active_object(context)))
     if not ok:
         cls.poll_message_set(reason)
     return ok
@@ -53,9 +57,7 @@ def smpl_poll(cls: type, context: Any) -> bool:
 
 def smpl_object(context: Any) -> Any:
     """The active SMPL armature (a candidate ghost resolves to its character); OpError otherwise."""
-    obj = active_object(context)
-    if obj is not None and obj.get("dposer_ghost_of") is not None:
-        obj = bpy.data.objects.get(obj["dposer_ghost_of"]) or obj
+    obj = resolve_ghost(active_object(context))
     ok, reason = pc.check_smpl_armature(obj)
     if not ok:
         raise OpError(reason)
@@ -243,12 +245,19 @@ class BackendOperator:
         raise NotImplementedError
 
     # -- blocking ------------------------------------------------------------------------------
-    def execute(self, context: Any) -> set[str]:
+    def _request(self, context: Any) -> tuple[str, dict] | None:
+        """``build_request``, with a refusal reported as an error (then None)."""
         try:
-            rtype, params = self.build_request(context)
+            return self.build_request(context)
         except OpError as ex:
             self.report({'ERROR'}, str(ex))
+            return None
+
+    def execute(self, context: Any) -> set[str]:
+        request = self._request(context)
+        if request is None:
             return {'CANCELLED'}
+        rtype, params = request
         try:
             result = runtime.call(rtype, **params)
         except Exception as ex:  # noqa: BLE001 - every failure becomes a report
@@ -280,11 +289,10 @@ class BackendOperator:
         if runtime.progress() is not None:
             self.report({'WARNING'}, f"DPoser is busy ({runtime.progress().label}); wait or press Esc")
             return {'CANCELLED'}
-        try:
-            rtype, params = self.build_request(context)
-        except OpError as ex:
-            self.report({'ERROR'}, str(ex))
+        request = self._request(context)
+        if request is None:
             return {'CANCELLED'}
+        rtype, params = request
         try:
             self._future = runtime.submit(rtype, **params)
         except Exception as ex:  # noqa: BLE001
