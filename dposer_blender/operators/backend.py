@@ -7,6 +7,17 @@ import bpy
 from .. import runtime
 
 
+def _start_backend(op: Any) -> str | None:
+    """Start the backend; its status line, or None after reporting the failure on ``op``."""
+    try:
+        runtime.start()
+    except Exception as ex:  # noqa: BLE001
+        op.report({'ERROR'}, runtime.describe_error(ex))
+        return None
+    state, text = runtime.status()
+    return text
+
+
 class DPOSER_OT_backend_start(bpy.types.Operator):
     """Start the DPoser backend (a PyTorch subprocess)"""
 
@@ -14,12 +25,9 @@ class DPOSER_OT_backend_start(bpy.types.Operator):
     bl_label = "Start Backend"
 
     def execute(self, context: Any) -> set[str]:
-        try:
-            runtime.start()
-        except Exception as ex:  # noqa: BLE001
-            self.report({'ERROR'}, runtime.describe_error(ex))
+        text = _start_backend(self)
+        if text is None:
             return {'CANCELLED'}
-        state, text = runtime.status()
         self.report({'INFO'}, text)
         return {'FINISHED'}
 
@@ -60,12 +68,9 @@ class DPOSER_OT_backend_test(bpy.types.Operator):
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}
         runtime.close()
-        try:
-            runtime.start()
-        except Exception as ex:  # noqa: BLE001
-            self.report({'ERROR'}, runtime.describe_error(ex))
+        text = _start_backend(self)
+        if text is None:
             return {'CANCELLED'}
-        state, text = runtime.status()
         self.report({'INFO'}, f"Backend Python: {found.executable} ({found.source}, {found.detail}). {text}")
         return {'FINISHED'}
 
