@@ -64,6 +64,28 @@ def smpl_object(context: Any) -> Any:
     return obj
 
 
+class StatePoll:
+    """Mix-in poll for operators that need an SMPL armature *and* an earlier result to work on.
+
+    Subclasses set ``missing_state`` (the poll message) and implement ``has_state(context)``.
+    """
+
+    missing_state = ""
+
+    @classmethod
+    def has_state(cls, context: Any) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not smpl_poll(cls, context):
+            return False
+        if not cls.has_state(context):
+            cls.poll_message_set(cls.missing_state)
+            return False
+        return True
+
+
 def active_action(obj: Any) -> Any:
     ad = obj.animation_data
     if ad is None or ad.action is None:

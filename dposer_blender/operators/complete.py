@@ -15,7 +15,7 @@ from bpy.props import IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import BackendOperator, OpError, active_object, body_bone_names, smpl_object, smpl_poll
+from ._base import BackendOperator, OpError, StatePoll, active_object, body_bone_names, smpl_object
 
 PROP = "dposer_complete"
 
@@ -108,16 +108,17 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-def _hyp_poll(cls: type, context: Any) -> bool:
-    if not smpl_poll(cls, context):
-        return False
-    if active_object(context).get(PROP) is None:
-        cls.poll_message_set("No completions yet: run Complete first")
-        return False
-    return True
+class _HypothesisOperator(StatePoll):
+    """Poll of the operators that browse / apply / discard the stored completions."""
+
+    missing_state = "No completions yet: run Complete first"
+
+    @classmethod
+    def has_state(cls, context: Any) -> bool:
+        return active_object(context).get(PROP) is not None
 
 
-class DPOSER_OT_complete_flip(bpy.types.Operator):
+class DPOSER_OT_complete_flip(_HypothesisOperator, bpy.types.Operator):
     """Show the previous / next completion"""
 
     bl_idname = "dposer.complete_flip"
@@ -125,10 +126,6 @@ class DPOSER_OT_complete_flip(bpy.types.Operator):
     bl_options = {'REGISTER', 'UNDO'}
 
     direction: IntProperty(name="Direction", default=1, min=-1, max=1)
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _hyp_poll(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         obj = smpl_object(context)
@@ -139,16 +136,12 @@ class DPOSER_OT_complete_flip(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class DPOSER_OT_complete_apply(bpy.types.Operator):
+class DPOSER_OT_complete_apply(_HypothesisOperator, bpy.types.Operator):
     """Key the shown completion at the current frame"""
 
     bl_idname = "dposer.complete_apply"
     bl_label = "Apply Completion"
     bl_options = {'REGISTER', 'UNDO'}
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _hyp_poll(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         obj = smpl_object(context)
@@ -162,16 +155,12 @@ class DPOSER_OT_complete_apply(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class DPOSER_OT_complete_discard(bpy.types.Operator):
+class DPOSER_OT_complete_discard(_HypothesisOperator, bpy.types.Operator):
     """Forget the completions and put the filled bones back as they were"""
 
     bl_idname = "dposer.complete_discard"
     bl_label = "Discard Completions"
     bl_options = {'REGISTER', 'UNDO'}
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _hyp_poll(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         obj = smpl_object(context)

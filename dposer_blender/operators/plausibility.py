@@ -12,8 +12,8 @@ import numpy as np
 from bpy.props import IntProperty
 
 from .. import action_io as aio
-from ._base import (BackendOperator, OpError, active_action, fcurve_container, get_fcurve, smpl_object,
-                    smpl_poll)
+from ._base import (BackendOperator, OpError, StatePoll, active_action, fcurve_container, get_fcurve,
+                    smpl_object)
 
 PROP = "dposer_plausibility"
 DATA_PATH = f'["{PROP}"]'
@@ -87,7 +87,7 @@ class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-class DPOSER_OT_select_worst_frames(bpy.types.Operator):
+class DPOSER_OT_select_worst_frames(StatePoll, bpy.types.Operator):
     """Mark the least plausible frames with timeline markers (and go to the worst)"""
 
     bl_idname = "dposer.select_worst_frames"
@@ -96,14 +96,11 @@ class DPOSER_OT_select_worst_frames(bpy.types.Operator):
 
     count: IntProperty(name="Count", description="How many frames to mark", default=5, min=1, max=1000)
 
+    missing_state = "No plausibility curve yet: run Plausibility first"
+
     @classmethod
-    def poll(cls, context: Any) -> bool:
-        if not smpl_poll(cls, context):
-            return False
-        if plausibility_fcurve(smpl_object(context)) is None:
-            cls.poll_message_set("No plausibility curve yet: run Plausibility first")
-            return False
-        return True
+    def has_state(cls, context: Any) -> bool:
+        return plausibility_fcurve(smpl_object(context)) is not None
 
     def execute(self, context: Any) -> set[str]:
         obj = smpl_object(context)

@@ -18,7 +18,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import BackendOperator, OpError, active_object, body_bone_names, smpl_object, smpl_poll
+from ._base import BackendOperator, OpError, StatePoll, active_object, body_bone_names, smpl_object
 
 GHOST_COLLECTION = "DPoser Candidates"
 GHOST_SPACING = 0.85
@@ -169,17 +169,18 @@ class DPOSER_OT_variations(_SampleParams, BackendOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-def _candidates_poll(cls: type, context: Any) -> bool:
-    if not smpl_poll(cls, context):
-        return False
-    obj = active_object(context)
-    if obj.get("dposer_ghost_of") is None and not ghosts_of(obj):
-        cls.poll_message_set("No candidate poses: run Sample or Variations first")
-        return False
-    return True
+class _CandidatesOperator(StatePoll):
+    """Poll of the operators that apply / clear the candidate ghosts."""
+
+    missing_state = "No candidate poses: run Sample or Variations first"
+
+    @classmethod
+    def has_state(cls, context: Any) -> bool:
+        obj = active_object(context)
+        return obj.get("dposer_ghost_of") is not None or bool(ghosts_of(obj))
 
 
-class DPOSER_OT_apply_candidate(bpy.types.Operator):
+class DPOSER_OT_apply_candidate(_CandidatesOperator, bpy.types.Operator):
     """Apply a candidate pose to the character (Apply & Key also keys it at the current frame)"""
 
     bl_idname = "dposer.apply_candidate"
@@ -189,10 +190,6 @@ class DPOSER_OT_apply_candidate(bpy.types.Operator):
     index: IntProperty(name="Index", description="Candidate index (-1: the active ghost)", default=-1, min=-1)
     key: BoolProperty(name="Key", description="Key the pose at the current frame and remove the candidates",
                       default=False)
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _candidates_poll(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         act = active_object(context)
@@ -223,16 +220,12 @@ class DPOSER_OT_apply_candidate(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class DPOSER_OT_clear_candidates(bpy.types.Operator):
+class DPOSER_OT_clear_candidates(_CandidatesOperator, bpy.types.Operator):
     """Remove the candidate ghosts"""
 
     bl_idname = "dposer.clear_candidates"
     bl_label = "Clear Candidates"
     bl_options = {'REGISTER', 'UNDO'}
-
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _candidates_poll(cls, context)
 
     def execute(self, context: Any) -> set[str]:
         owner = smpl_object(context)
