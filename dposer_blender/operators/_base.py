@@ -99,6 +99,22 @@ def finite_or_raise(a: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
+def current_body_pose(obj: Any, rig: pc.SMPLRig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The armature's current body pose (21,3) and root orientation (3,); OpError on NaN rotations."""
+    body, root, _ = pc.read_smpl_pose(obj, rig)
+    if not np.all(np.isfinite(body)):
+        raise OpError(f"the current pose of '{obj.name}' contains NaN values")
+    return body, root
+
+
+def object_after_call(name: str, doing: str) -> Any:
+    """The object ``name`` again once the backend has answered; OpError if it was deleted meanwhile."""
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise OpError(f"'{name}' was deleted while {doing}")
+    return obj
+
+
 def scene_fps(scene: Any) -> float:
     return float(scene.render.fps) / float(scene.render.fps_base or 1.0)
 

@@ -15,7 +15,8 @@ from bpy.props import IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import BackendOperator, OpError, StatePoll, active_object, body_bone_names, smpl_object
+from ._base import (BackendOperator, OpError, StatePoll, active_object, body_bone_names, current_body_pose,
+                    object_after_call, smpl_object)
 
 PROP = "dposer_complete"
 
@@ -80,9 +81,7 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
         keep = kept_joints(obj, rig)
         if len(keep) == 21:
             raise OpError("Every body bone is selected or locked: nothing to complete. Deselect the bones to fill")
-        body, root, _ = pc.read_smpl_pose(obj, rig)
-        if not np.all(np.isfinite(body)):
-            raise OpError(f"the current pose of '{obj.name}' contains NaN values")
+        body, root = current_body_pose(obj, rig)
         quats, _ = pc.read_pose_quats(obj, rig)
         self._job = dict(obj=obj.name, keep=keep, orig=quats)
         keep_mask = [j in keep for j in range(1, 22)]  # the 21 body joints, in pose order
@@ -92,9 +91,7 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
         job = self._job
-        obj = bpy.data.objects.get(job["obj"])
-        if obj is None:
-            raise OpError(f"'{job['obj']}' was deleted while completing")
+        obj = object_after_call(job["obj"], "completing")
         poses = np.asarray(result.poses, np.float64).reshape(-1, 63)
         scores = np.asarray(result.scores, np.float64).reshape(-1)
         if not np.all(np.isfinite(poses)):

@@ -18,7 +18,8 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import BackendOperator, OpError, StatePoll, active_object, body_bone_names, smpl_object
+from ._base import (BackendOperator, StatePoll, active_object, body_bone_names, current_body_pose,
+                    object_after_call, smpl_object)
 
 GHOST_COLLECTION = "DPoser Candidates"
 GHOST_SPACING = 0.85
@@ -103,7 +104,9 @@ def apply_ghost(owner: Any, ghost: Any, key_frame: float | None = None) -> None:
 
 # ----------------------------------------------------------------------------------------- operators
 
-class _SampleParams:
+class _CandidateSampler:
+    """What Sample and Variations share: count / seed / steps, and showing the answer as ghosts."""
+
     n: IntProperty(name="Count", description="How many candidate poses", default=6, min=1, max=64)
     seed: IntProperty(name="Seed", description="Random seed (-1: a new one each time)", default=-1, min=-1)
     steps: IntProperty(name="Steps", description="Sampler steps (0: the sampler's default)", default=0, min=0,
@@ -115,8 +118,15 @@ class _SampleParams:
     def _steps(self) -> int | None:
         return None if self.steps <= 0 else int(self.steps)
 
+    def _show_ghosts(self, context: Any, result: Any, label: str, noun: str) -> set[str]:
+        """``apply_result``: the poses as ghosts of the character (named with ``label``), reported as ``noun``."""
+        owner = object_after_call(self._owner, "sampling")
+        make_ghosts(context, owner, result.poses, label)
+        self.report({'INFO'}, f"{len(result.poses)} {noun}: click one (or Apply) to use it")
+        return {'FINISHED'}
 
-class DPOSER_OT_sample(_SampleParams, BackendOperator, bpy.types.Operator):
+
+class DPOSER_OT_sample(_CandidateSampler, BackendOperator, bpy.types.Operator):
     """Sample candidate poses from the pose prior and show them as ghosts beside the character"""
 
     bl_idname = "dposer.sample"
@@ -132,15 +142,10 @@ class DPOSER_OT_sample(_SampleParams, BackendOperator, bpy.types.Operator):
         return "sample", {"n": self.n, "sampler": self.sampler, "steps": self._steps(), "seed": self._seed()}
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
-        owner = bpy.data.objects.get(self._owner)
-        if owner is None:
-            raise OpError(f"'{self._owner}' was deleted while sampling")
-        make_ghosts(context, owner, result.poses, "candidate")
-        self.report({'INFO'}, f"{len(result.poses)} candidate poses: click one (or Apply) to use it")
-        return {'FINISHED'}
+        return self._show_ghosts(context, result, "candidate", "candidate poses")
 
 
-class DPOSER_OT_variations(_SampleParams, BackendOperator, bpy.types.Operator):
+class DPOSER_OT_variations(_CandidateSampler, BackendOperator, bpy.types.Operator):
     """Variations of the character's current pose, shown as ghosts beside it"""
 
     bl_idname = "dposer.variations"
@@ -154,19 +159,12 @@ class DPOSER_OT_variations(_SampleParams, BackendOperator, bpy.types.Operator):
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
         self._owner = obj.name
-        body, _, _ = pc.read_smpl_pose(obj)
-        if not np.all(np.isfinite(body)):
-            raise OpError(f"the current pose of '{obj.name}' contains NaN values")
+        body, _ = current_body_pose(obj)
         return "variations", {"pose": body.reshape(63).astype(np.float32), "strength": float(self.strength),
                               "n": self.n, "steps": self._steps(), "seed": self._seed()}
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
-        owner = bpy.data.objects.get(self._owner)
-        if owner is None:
-            raise OpError(f"'{self._owner}' was deleted while sampling")
-        make_ghosts(context, owner, result.poses, "variation")
-        self.report({'INFO'}, f"{len(result.poses)} variations: click one (or Apply) to use it")
-        return {'FINISHED'}
+        return self._show_ghosts(context, result, "variation", "variations")
 
 
 class _CandidatesOperator(StatePoll):
