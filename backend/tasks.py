@@ -236,6 +236,26 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float32).numpy()
 
 
+def canonical_axis_angle(poses: np.ndarray) -> np.ndarray:
+    """(...,63) axis-angle -> the same rotations with every joint's angle in [0, pi].
+
+    The network works in z-space and can return a joint turned by more than pi; that is the same
+    rotation as a turn by 2*pi - angle about the opposite axis, which is the form the training data
+    (and Blender's quaternions, read back) use. Joints already in range are returned bit-exact.
+    """
+    v = poses.reshape(poses.shape[:-1] + (-1, 3))
+    theta = np.linalg.norm(v, axis=-1, keepdims=True)
+    wrapped = np.mod(theta, 2 * np.pi)
+    wrapped = np.where(wrapped > np.pi, wrapped - 2 * np.pi, wrapped)
+    fixed = v / np.maximum(theta, 1e-12) * wrapped
+    return np.where(theta > np.pi, fixed, v).astype(poses.dtype).reshape(poses.shape)
+
+
+def _np_pose(prior: PosePrior, z: torch.Tensor) -> np.ndarray:
+    """z-space (...,63) -> float32 axis-angle poses in canonical form (angles <= pi)."""
+    return canonical_axis_angle(_np(prior.denormalize(z)))
+
+
 # On the CPU the tasks run single-threaded up to this many rows per network call: the per-step work
 # is small matmuls (weight-bandwidth bound) and many small elementwise ops (forward kinematics), and
 # intra-op threads spin-waiting on a busy 2-core machine (Blender's UI, other processes) made them
@@ -328,7 +348,7 @@ def sample(prior: PosePrior, n: int, sampler: str = "ddim", steps: int | None = 
             z = _ddim_eta(prior, x, steps, prior.sde.T, eta, gen, mon)
         else:
             z = _samplers.ode_solve(fe, prior.sde, x, prior.sde.T, 1e-3, method="heun", steps=steps, callback=_cb(mon))
-        out = _np(prior.denormalize(z))
+        out = _np_pose(prior, z)
     mon.finish()
     return out
 
@@ -375,7 +395,7 @@ def variations(prior: PosePrior, pose: np.ndarray, strength: float, n: int, seed
         else:
             z = _samplers.sample_euler_maruyama(fe, prior.sde, x, steps=steps, t_start=t0, generator=gen,
                                                 callback=_cb(mon))
-        out = _np(prior.denormalize(z))
+        out = _np_pose(prior, z)
     mon.finish()
     return out
 
@@ -437,7 +457,7 @@ def decode(prior: PosePrior, latents: np.ndarray, method: str = ODE_DEFAULTS["me
     mon.check()
     with _cpu_threads(prior, len(lat)), torch.inference_mode():
         z = _ode(prior, torch.as_tensor(lat, device=prior.device), prior.sde.T, T_EPS, method, steps, mon)
-        out = _np(prior.denormalize(z))
+        out = _np_pose(prior, z)
     mon.finish()
     return out[0] if single else out
 
@@ -529,7 +549,7 @@ def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "li
                 w = ue[:, None]
                 frames.append(mid + (1.0 - w) * resid[s] + w * resid[s + 1])
             frames.append(zk[s + 1:s + 2])
-        poses = _np(prior.denormalize(torch.cat(frames, 0)))
+        poses = _np_pose(prior, torch.cat(frames, 0))
     key_rows = np.arange(M) * (K + 1)
     poses[key_rows] = k  # exact keys
     out_root = None
@@ -716,7 +736,7 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
                 if hard_keep:
                     x = torch.where(kd, obs, x)
                 mon.tick()
-        poses = _np(prior.denormalize(x)).reshape(N, H, POSE_DIM)
+        poses = _np_pose(prior, x).reshape(N, H, POSE_DIM)
         dims = np.repeat(keep_b, 3)
         poses[:, :, dims] = p[:, None, dims]  # bit-exact kept joints
         # rank by the prior's own score of the returned poses (no ground truth)

@@ -247,3 +247,27 @@ def test_denoise_long_sequence_bounded_batches(prior: PosePrior, monkeypatch: py
     r = tasks.denoise(prior, poses, noise_mm=10, max_batch_frames=2048)
     assert r["poses"].shape == (T, 63) and np.all(np.isfinite(r["poses"]))
     assert max(seen) <= 2048 and sum(seen) >= T
+
+
+def test_canonical_axis_angle_same_rotation_angle_at_most_pi() -> None:
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(3)
+    axes = rng.normal(size=(50, 21, 3))
+    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+    angles = rng.uniform(0, 4 * np.pi, size=(50, 21, 1))
+    poses = (axes * angles).reshape(50, 63).astype(np.float32)
+    out = tasks.canonical_axis_angle(poses)
+    norms = np.linalg.norm(out.reshape(-1, 3), axis=-1)
+    assert norms.max() <= np.pi + 1e-5
+    a = Rotation.from_rotvec(poses.reshape(-1, 3).astype(np.float64)).as_matrix()
+    b = Rotation.from_rotvec(out.reshape(-1, 3).astype(np.float64)).as_matrix()
+    assert np.abs(a - b).max() < 1e-4
+    small = angles.reshape(-1) <= np.pi
+    assert np.array_equal(out.reshape(-1, 3)[small], poses.reshape(-1, 3)[small])  # in range: untouched
+
+
+def test_generated_poses_are_canonical(prior: PosePrior, poses: np.ndarray) -> None:
+    for out in (tasks.sample(prior, 16, sampler="ddim", steps=4, seed=0),
+                tasks.complete(prior, poses[:2], np.arange(21) >= 11, n_hypotheses=3, steps=4, seed=0)["poses"]):
+        assert np.linalg.norm(out.reshape(-1, 3), axis=-1).max() <= np.pi + 1e-5
