@@ -56,7 +56,16 @@ class BenchContext:
 
 
 BenchFn = Callable[[BenchContext], list[dict]]
-EXTRA_BENCHES: list[BenchFn] = []
+
+
+def _server_overhead(ctx: BenchContext) -> list[dict]:
+    """The server round trip (``ping``, single-pose ``complete``) vs a direct call; see server_bench."""
+    from backend.server_bench import server_bench
+
+    return server_bench(ctx)
+
+
+EXTRA_BENCHES: list[BenchFn] = [_server_overhead]
 
 
 def _sync(device: str) -> None:
@@ -224,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     gflops, gbs = measure_matmul_gflops(dev), measure_bandwidth_gbs(dev)
-    ctx = BenchContext(prior=prior, device=dev, repeats=max(1, args.repeats), matmul_gflops=gflops, bandwidth_gbs=gbs)
+    ctx = BenchContext(prior=prior, device=dev, repeats=max(1, args.repeats), matmul_gflops=gflops, bandwidth_gbs=gbs,
+                       extra={"weights": args.weights})
     rows = builtin_benches(ctx)
     for fn in EXTRA_BENCHES:
         try:
