@@ -115,6 +115,25 @@ def object_after_call(name: str, doing: str) -> Any:
     return obj
 
 
+def read_motion(obj: Any, action: Any, rig: pc.SMPLRig | None = None) -> dict[str, np.ndarray]:
+    """``action_io.read_smpl_motion`` of ``obj``'s ``action``, with a read failure as an OpError."""
+    from .. import action_io as aio
+
+    try:
+        return aio.read_smpl_motion(obj, action, rig=rig)
+    except ValueError as ex:
+        raise OpError(str(ex)) from None
+
+
+def object_and_action_after_call(job: dict, doing: str) -> tuple[Any, Any]:
+    """``job["obj"]`` and ``job["action"]`` again once the backend has answered; OpError if either is gone."""
+    obj = bpy.data.objects.get(job["obj"])
+    action = bpy.data.actions.get(job["action"])
+    if obj is None or action is None:
+        raise OpError(f"the armature or its action was removed while {doing}")
+    return obj, action
+
+
 def scene_fps(scene: Any) -> float:
     return float(scene.render.fps) / float(scene.render.fps_base or 1.0)
 

@@ -12,7 +12,8 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import BackendOperator, OpError, active_action, fk_joints, smpl_object
+from ._base import (BackendOperator, OpError, active_action, fk_joints, object_and_action_after_call, read_motion,
+                    smpl_object)
 
 NLA_TRACK = "DPoser original"
 
@@ -59,10 +60,7 @@ class DPOSER_OT_denoise(BackendOperator, bpy.types.Operator):
         obj = smpl_object(context)
         action = active_action(obj)
         rig = pc.SMPLRig.from_armature(obj)
-        try:
-            m = aio.read_smpl_motion(obj, action, rig=rig)
-        except ValueError as ex:
-            raise OpError(str(ex)) from None
+        m = read_motion(obj, action, rig)
         frames = m["frames"]
         sel = np.ones(len(frames), dtype=bool)
         if self.use_frame_range:
@@ -83,10 +81,7 @@ class DPOSER_OT_denoise(BackendOperator, bpy.types.Operator):
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
         job = self._job
-        obj = bpy.data.objects.get(job["obj"])
-        src = bpy.data.actions.get(job["action"])
-        if obj is None or src is None:
-            raise OpError("the armature or its action was removed while denoising")
+        obj, src = object_and_action_after_call(job, "denoising")
         poses = np.asarray(result.poses, np.float64)
         T = len(job["frames"])
         if poses.shape != (T, 63) or not np.all(np.isfinite(poses)):

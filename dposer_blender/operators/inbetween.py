@@ -15,7 +15,7 @@ from bpy.props import EnumProperty, IntProperty
 from .. import action_io as aio
 from .. import pose_convert as pc
 from ._base import (BackendOperator, OpError, active_action, fcurve_container, get_fcurve, hemisphere_align,
-                    pose_quats_at, replace_keys_in_range, smpl_object)
+                    object_and_action_after_call, pose_quats_at, replace_keys_in_range, smpl_object)
 
 EASES = [("linear", "Linear", "Constant speed"),
          ("ease_in_out", "Ease In/Out", "Slow at both keys"),
@@ -86,10 +86,7 @@ class DPOSER_OT_inbetween(BackendOperator, bpy.types.Operator):
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
         job = self._job
-        obj = bpy.data.objects.get(job["obj"])
-        action = bpy.data.actions.get(job["action"])
-        if obj is None or action is None:
-            raise OpError("the armature or its action was removed while in-betweening")
+        obj, action = object_and_action_after_call(job, "in-betweening")
         a, b = job["a"], job["b"]
         k = b - a - 1
         poses = np.asarray(result.poses, np.float64)

@@ -13,7 +13,7 @@ from bpy.props import IntProperty
 
 from .. import action_io as aio
 from ._base import (BackendOperator, OpError, StatePoll, active_action, fcurve_container, get_fcurve,
-                    smpl_object)
+                    object_and_action_after_call, read_motion, smpl_object)
 
 PROP = "dposer_plausibility"
 DATA_PATH = f'["{PROP}"]'
@@ -48,10 +48,7 @@ class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
         action = active_action(obj)
-        try:
-            m = aio.read_smpl_motion(obj, action)
-        except ValueError as ex:
-            raise OpError(str(ex)) from None
+        m = read_motion(obj, action)
         if len(m["frames"]) == 0:
             raise OpError(f"action '{action.name}' has no pose keys to score")
         self._job = dict(obj=obj.name, action=action.name, frames=m["frames"])
@@ -59,10 +56,7 @@ class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
         job = self._job
-        obj = bpy.data.objects.get(job["obj"])
-        action = bpy.data.actions.get(job["action"])
-        if obj is None or action is None:
-            raise OpError("the armature or its action was removed while scoring")
+        obj, action = object_and_action_after_call(job, "scoring")
         scores = np.asarray(result.pose, np.float64).reshape(-1)
         frames = job["frames"]
         if len(scores) != len(frames):
