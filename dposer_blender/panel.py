@@ -15,6 +15,7 @@ from .operators import complete as _complete
 from .operators import inbetween as _inbetween
 from .operators import plausibility as _plaus
 from .operators import sample as _sample
+from .operators._base import resolve_ghost
 
 
 class DPoserSceneSettings(bpy.types.PropertyGroup):
@@ -48,6 +49,10 @@ class _DPoserPanel:
     bl_category = "DPoser"
 
 
+class _DPoserSubPanel(_DPoserPanel):
+    bl_parent_id = "VIEW3D_PT_dposer"
+
+
 class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
     bl_label = "DPoser"
     bl_idname = "VIEW3D_PT_dposer"
@@ -78,15 +83,11 @@ class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
 
 
 def _target(context: Any) -> Any:
-    obj = context.active_object
-    if obj is not None and obj.get("dposer_ghost_of") is not None:
-        return bpy.data.objects.get(obj["dposer_ghost_of"]) or obj
-    return obj
+    return resolve_ghost(context.active_object)
 
 
-class VIEW3D_PT_dposer_sample(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_sample(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "Sample"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
@@ -117,9 +118,8 @@ class VIEW3D_PT_dposer_sample(_DPoserPanel, bpy.types.Panel):
             box.operator("dposer.clear_candidates", icon='X')
 
 
-class VIEW3D_PT_dposer_inbetween(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "In-between"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
@@ -143,9 +143,8 @@ class VIEW3D_PT_dposer_inbetween(_DPoserPanel, bpy.types.Panel):
         op.ease, op.root = s.ease, s.root
 
 
-class VIEW3D_PT_dposer_complete(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_complete(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "Complete"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
@@ -169,9 +168,8 @@ class VIEW3D_PT_dposer_complete(_DPoserPanel, bpy.types.Panel):
             row.operator("dposer.complete_discard", text="Discard", icon='X')
 
 
-class VIEW3D_PT_dposer_denoise(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_denoise(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "Denoise"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
@@ -191,17 +189,15 @@ class VIEW3D_PT_dposer_denoise(_DPoserPanel, bpy.types.Panel):
                               f"mean change {last['mean_joint_change_mm']:.1f} mm")
 
 
-class VIEW3D_PT_dposer_import(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_import(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "Import"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         self.layout.operator("dposer.import_motion", text="AMASS .npz / BVH…", icon='IMPORT')
 
 
-class VIEW3D_PT_dposer_plausibility(_DPoserPanel, bpy.types.Panel):
+class VIEW3D_PT_dposer_plausibility(_DPoserSubPanel, bpy.types.Panel):
     bl_label = "Plausibility"
-    bl_parent_id = "VIEW3D_PT_dposer"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
