@@ -391,18 +391,38 @@ def add_label(collection: Any, text: str, location: tuple[float, float, float], 
     return obj
 
 
-def tile_pngs(paths: Sequence[str], columns: int, filepath: str) -> str:
-    """Tile equally sized PNGs into one PNG, row-major from the top-left; returns ``filepath``."""
+def read_png_pixels(path: str) -> np.ndarray:
+    """A PNG's pixels as (H, W, 4) float32 RGBA, rows bottom-up (Blender's order)."""
     import bpy
 
-    imgs = []
-    for p in paths:
-        img = bpy.data.images.load(p)
+    img = bpy.data.images.load(path)
+    try:
         w, h = img.size
         px = np.empty(w * h * 4, dtype=np.float32)
         img.pixels.foreach_get(px)
-        imgs.append(px.reshape(h, w, 4))
+        return px.reshape(h, w, 4)
+    finally:
         bpy.data.images.remove(img)
+
+
+def write_png_pixels(canvas: np.ndarray, filepath: str) -> str:
+    """Save (H, W, 4) float RGBA pixels (rows bottom-up) as a PNG; returns ``filepath``."""
+    import bpy
+
+    out = bpy.data.images.new("DPoser Sheet", canvas.shape[1], canvas.shape[0], alpha=False)
+    try:
+        out.pixels.foreach_set(np.ascontiguousarray(canvas, dtype=np.float32).ravel())
+        out.filepath_raw = filepath
+        out.file_format = 'PNG'
+        out.save()
+    finally:
+        bpy.data.images.remove(out)
+    return filepath
+
+
+def tile_pngs(paths: Sequence[str], columns: int, filepath: str) -> str:
+    """Tile equally sized PNGs into one PNG, row-major from the top-left; returns ``filepath``."""
+    imgs = [read_png_pixels(p) for p in paths]
     h, w = imgs[0].shape[:2]
     rows = (len(imgs) + columns - 1) // columns
     canvas = np.ones((rows * h, columns * w, 4), dtype=np.float32)
@@ -411,15 +431,7 @@ def tile_pngs(paths: Sequence[str], columns: int, filepath: str) -> str:
         r, c = divmod(i, columns)
         y0 = (rows - 1 - r) * h  # pixel rows go bottom-up
         canvas[y0:y0 + h, c * w:(c + 1) * w] = im
-    out = bpy.data.images.new("DPoser Sheet", columns * w, rows * h, alpha=False)
-    try:
-        out.pixels.foreach_set(canvas.ravel())
-        out.filepath_raw = filepath
-        out.file_format = 'PNG'
-        out.save()
-    finally:
-        bpy.data.images.remove(out)
-    return filepath
+    return write_png_pixels(canvas, filepath)
 
 
 def contact_sheet(armature_obj: Any, poses: Sequence[tuple[np.ndarray, np.ndarray | None]], filepath: str,

@@ -449,25 +449,11 @@ def title_png(R: Any, text: str, width: int, filepath: str, height: int = 46) ->
     return filepath
 
 
-def stack_pngs(paths: Sequence[str], filepath: str) -> str:
-    """Stack equally wide PNGs top to bottom into ``filepath`` (the inputs are deleted)."""
-    imgs = []
-    for p in paths:
-        img = bpy.data.images.load(p)
-        w, h = img.size
-        px = np.empty(w * h * 4, dtype=np.float32)
-        img.pixels.foreach_get(px)
-        imgs.append(px.reshape(h, w, 4))
-        bpy.data.images.remove(img)
-    canvas = np.concatenate(imgs[::-1], axis=0)  # pixel rows run bottom-up
-    out = bpy.data.images.new("DPoser Stack", canvas.shape[1], canvas.shape[0], alpha=False)
-    try:
-        out.pixels.foreach_set(canvas.ravel())
-        out.filepath_raw = filepath
-        out.file_format = 'PNG'
-        out.save()
-    finally:
-        bpy.data.images.remove(out)
+def stack_pngs(R: Any, paths: Sequence[str], filepath: str) -> str:
+    """Stack equally wide PNGs top to bottom into ``filepath`` with the extension's ``render`` module
+    ``R`` (the inputs are deleted)."""
+    canvas = np.concatenate([R.read_png_pixels(p) for p in paths][::-1], axis=0)  # pixel rows run bottom-up
+    R.write_png_pixels(canvas, filepath)
     for p in paths:
         if os.path.abspath(p) != os.path.abspath(filepath):
             os.remove(p)
@@ -500,7 +486,7 @@ def sheet(ext: Any, title: str, cells: Sequence[Sequence[Any]], filepath: str, r
     with quiet():
         body = render_cells(ext.render, cells, filepath + ".body.png", resolution, columns)
         head = title_png(ext.render, title, resolution[0], filepath + ".title.png")
-        return stack_pngs([head, body], filepath)
+        return stack_pngs(ext.render, [head, body], filepath)
 
 
 def plot_denoise(python: str, data: dict[str, np.ndarray], filepath: str) -> str:
@@ -725,9 +711,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---------------------------------------------------------------- 5. in-between two of them
     with LOG.step(f"In-between two sampled poses over {INBETWEEN_FRAMES} frames"):
-        # keys: the two most different standing samples (pelvis well above the feet)
+        # keys: the two most different standing samples (pelvis well above the feet) among the more
+        # plausible half by the prior's score, as an animator would pick them from the sheet
         J_s = kin.fk(samples, np.zeros((len(samples), 3)), np.zeros((len(samples), 3)))
-        standing = [i for i in np.argsort(scores) if J_s[i, 0, 1] - J_s[i, :, 1].min() > 0.75]
+        plausible = np.argsort(scores)[:max(2, len(scores) // 2 + 1)]
+        standing = [i for i in plausible if J_s[i, 0, 1] - J_s[i, :, 1].min() > 0.75]
         top = standing if len(standing) >= 2 else list(np.argsort(scores))
         pairs = [(a, b) for a in top for b in top if a < b]
         a, b = max(pairs, key=lambda p: np.linalg.norm(J_s[p[0]] - J_s[p[1]], axis=-1).mean())
