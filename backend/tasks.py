@@ -470,6 +470,11 @@ EASES = ("linear", "ease_in_out", "ease_in", "ease_out")
 # manifold (4x slerp's error, worse plausibility), while latents at t = 0.4 keep slerp-like error
 # with the prior's pull at decode time. ``t_latent=1.0`` gives the paper's variant.
 INBETWEEN_T_LATENT = 0.4
+# After decoding, the in-between frames take a few DPoser-regulariser steps (Algorithm 1 at small t,
+# one noise draw shared by all frames so the motion stays smooth) anchored to the decoded path.
+# Measured on the val clips (K = 5/15/30): plausibility 1.52/1.60/1.61 -> 1.44/1.51/1.52 (slerp:
+# 1.48/1.57/1.58) for +0.5/+0.8/+0.5 mm MPJPE. ``refine_steps=0`` turns it off.
+INBETWEEN_REFINE = {"steps": 20, "lr": 0.3, "t_max": 0.15, "t_min": 0.02, "anchor": 0.3}
 
 
 def _ease(u: np.ndarray, ease: str) -> np.ndarray:
@@ -496,9 +501,29 @@ def _slerp_latent(a: torch.Tensor, b: torch.Tensor, u: torch.Tensor, eps: float 
     return (torch.sin((1.0 - u) * omega) / so) * a + (torch.sin(u * omega) / so) * b
 
 
+def _refine_frames(prior: PosePrior, z: torch.Tensor, steps: int, gen: torch.Generator | None,
+                   mon: "_Monitor") -> torch.Tensor:
+    """A few DPoser-regulariser steps on a run of frames, anchored to where they started.
+
+    Gradient descent on ``||z - sg(x0_hat(z_t, t))||^2 + anchor ||z - z_start||^2`` (Algorithm 1,
+    Eq. 8-9) with t running ``t_max -> t_min``; one noise draw per step is shared by every frame.
+    z: (F,63) in z-space -> (F,63).
+    """
+    cfg = INBETWEEN_REFINE
+    z_start, fe = z, _fast(prior)
+    for t in np.linspace(cfg["t_max"], cfg["t_min"], steps):
+        a, s = float(prior.sde.alpha(float(t))), float(prior.sde.sigma(float(t)))
+        xt = a * z + s * _randn((1, prior.dim), gen, z.device)
+        x0_hat = (xt - s * fe(xt, float(t))) / a
+        z = z - cfg["lr"] * ((z - x0_hat) + cfg["anchor"] * (z - z_start))
+        mon.tick()
+    return z
+
+
 def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "linear",
               root_orient: np.ndarray | None = None, method: str = ODE_DEFAULTS["method"],
               steps: int | None = ODE_DEFAULTS["steps"], seed: int | None = None, t_latent: float | None = None,
+              refine_steps: int = INBETWEEN_REFINE["steps"],
               progress: Progress = None, should_cancel: ShouldCancel = None) -> dict[str, np.ndarray | None]:
     """In-between frames by slerping ODE latents of the keys.
 
@@ -516,6 +541,8 @@ def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "li
             eased parameter (ends exact).
         method, steps: ODE solver (see :func:`encode`).
         t_latent: encode time (default ``INBETWEEN_T_LATENT`` = 0.4; 1.0 = the paper's full encode).
+        refine_steps: DPoser-regulariser steps on the decoded in-between frames (0 = none); see
+            ``INBETWEEN_REFINE``. ``seed`` (default 0 here) fixes their noise.
     Returns:
         dict(poses ((M-1)(K+1)+1, 63) float32, root_orient (same, 3) float32 or None).
     """
@@ -528,7 +555,9 @@ def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "li
     total = (M - 1) * (K + 1) + 1
     dev = prior.device
     n_steps = steps or 1
-    mon = _Monitor(progress, should_cancel, 2 * n_steps, "in-between")
+    refine_steps = _int_arg(refine_steps, "refine_steps", 0, 10_000) if K else 0
+    gen = _generator(0 if seed is None else seed, dev)
+    mon = _Monitor(progress, should_cancel, 2 * n_steps + refine_steps, "in-between")
     mon.check()
     u = np.arange(1, K + 1, dtype=np.float64) / (K + 1)
     ue = torch.as_tensor(_ease(u, ease), dtype=torch.float32, device=dev)  # (K,)
@@ -549,7 +578,12 @@ def inbetween(prior: PosePrior, keys: np.ndarray, n_frames: int, ease: str = "li
                 w = ue[:, None]
                 frames.append(mid + (1.0 - w) * resid[s] + w * resid[s + 1])
             frames.append(zk[s + 1:s + 2])
-        poses = _np_pose(prior, torch.cat(frames, 0))
+        z_all = torch.cat(frames, 0)
+        inner = torch.ones(total, dtype=torch.bool, device=dev)
+        inner[torch.arange(M, device=dev) * (K + 1)] = False
+        if refine_steps:
+            z_all[inner] = _refine_frames(prior, z_all[inner], refine_steps, gen, mon)
+        poses = _np_pose(prior, z_all)
     key_rows = np.arange(M) * (K + 1)
     poses[key_rows] = k  # exact keys
     out_root = None
