@@ -12,14 +12,7 @@ from dposer_blender.skeleton_data import smpl_bone_names
 
 
 def _png_pixels(path: Path) -> np.ndarray:
-    img = bpy.data.images.load(str(path))
-    try:
-        w, h = img.size
-        px = np.empty(w * h * 4, dtype=np.float32)
-        img.pixels.foreach_get(px)
-        return px.reshape(h, w, 4)
-    finally:
-        bpy.data.images.remove(img)
+    return render.read_png_pixels(str(path))
 
 
 def test_render_objects_and_contact_sheet(tmp_path: Path) -> None:
