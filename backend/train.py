@@ -33,7 +33,6 @@ from .engine.checkpoint import Checkpoint, git_commit, save_checkpoint
 from .engine.kinematics import forward_kinematics
 from .engine.network import NetworkConfig, ScoreMLP
 from .engine.prior import PosePrior
-from .engine.regularizer import dposer_loss, dposer_weight, truncated_schedule
 from .engine.sde import SubVPSDE
 from .engine.skeleton import BODY_MASKS, POSE_DIM, smpl_skeleton
 
@@ -83,68 +82,26 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, num_updates: int, m
 
 # ----------------------------------------------------------------------------- validation
 
-def moved_joints(hidden_joints: tuple[int, ...], num_joints: int = 22) -> list[int]:
-    """SMPL joint indices (< num_joints) whose positions depend on the given body-joint rotations.
-
-    Body joint i is SMPL joint i+1; a rotation moves the strict descendants of its joint.
-    """
-    parents = smpl_skeleton().parents
-    rotated = {j + 1 for j in hidden_joints}
-    moved = []
-    for j in range(1, num_joints):
-        a = parents[j]
-        while a >= 0:
-            if a in rotated:
-                moved.append(j)
-                break
-            a = parents[a]
-    return moved
-
-def complete_mpjpe(prior: PosePrior, poses: torch.Tensor, hidden_joints: tuple[int, ...],
-                   hypotheses: int = 4, steps: int = 100, rounds: int = 2, lr: float = 0.1,
-                   t_max: float = 0.2, t_min: float = 0.05, seed: int = 0) -> dict[str, float]:
-    """Completion MPJPE (mm) on the hidden joints, with the official DPoser completion recipe.
-
-    Hidden dims start as N(0,1) in z-space; ``rounds`` × ``steps`` Adam steps on
-    100/(1+it)·MSE(observed) + 0.1·(it+1)·L_DPoser (Algorithm 1) with t running t_max → t_min.
+def left_leg_completion_mm(prior: PosePrior, poses: np.ndarray, hypotheses: int, seed: int = 0) -> dict[str, float]:
+    """Left-leg completion MPJPE (mm) with :func:`backend.tasks.complete` (the official recipe).
 
     Args:
-        poses: (N,63) ground-truth body poses (axis-angle).
-        hidden_joints: indices into the 21 body joints that are hidden.
+        poses: (N,63) ground-truth body poses; the left hip, knee, ankle and foot rotations are hidden.
     Returns:
-        {"best": best-of-H MPJPE, "mean": mean over hypotheses} in mm, over the FK positions of the
-        joints that the hidden rotations move (their descendants), root at the origin.
+        {"best": best-of-H, "mean": mean over the H hypotheses}, over the FK joints the hidden
+        rotations move (root at the origin).
     """
-    device = prior.device
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    n = poses.shape[0]
-    gt = poses.to(device)
-    mask = torch.zeros(21, 3, dtype=torch.bool, device=device)
-    mask[list(hidden_joints)] = True
-    mask = mask.reshape(63)
-    z_gt = prior.normalize(gt).repeat_interleave(hypotheses, 0)  # (N*H,63)
-    init = torch.randn(z_gt.shape, generator=g).to(device)
-    z = torch.where(mask, init, z_gt).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    ts = truncated_schedule(steps, t_max=t_max, t_min=t_min)
-    for it in range(rounds):
-        for t in ts:
-            loss_obs = ((z - z_gt)[:, ~mask] ** 2).mean()
-            t_b = torch.full((z.shape[0],), float(t), device=device)
-            loss_prior = dposer_loss(prior.eps_model, prior.sde, z, t_b,
-                                     weight=dposer_weight(prior.sde, t_b), generator=None)
-            loss = 100.0 / (1 + it) * loss_obs + 0.1 * (it + 1) * loss_prior
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        z_out = torch.where(mask, z, z_gt)
-        pose = prior.denormalize(z_out)
-        j_pred = forward_kinematics(pose)[0]  # (N*H,22,3)
-        j_gt = forward_kinematics(gt)[0].repeat_interleave(hypotheses, 0)
-        hid = moved_joints(hidden_joints)
-        err = (j_pred[:, hid] - j_gt[:, hid]).norm(dim=-1).mean(-1).reshape(n, hypotheses) * 1000
-    return {"best": err.min(1).values.mean().item(), "mean": err.mean().item()}
+    from .evaluation.metrics import hidden_fk_joints, mpjpe
+    from .tasks import complete
+
+    hidden = BODY_MASKS["left_leg"]
+    keep = np.ones(21, dtype=bool)
+    keep[list(hidden)] = False
+    out = complete(prior, poses, keep, n_hypotheses=hypotheses, seed=seed)["poses"]  # (N,H,63)
+    j_pred = forward_kinematics(torch.as_tensor(out, device=prior.device))[0].cpu().numpy()
+    j_gt = forward_kinematics(torch.as_tensor(poses, device=prior.device))[0].cpu().numpy()
+    err = mpjpe(j_pred, j_gt[:, None], hidden_fk_joints(hidden))  # (N,H)
+    return {"best": float(err.min(1).mean()), "mean": float(err.mean())}
 
 
 # ----------------------------------------------------------------------------- data
@@ -342,9 +299,8 @@ def train(args: argparse.Namespace) -> dict:
 
     def validate() -> dict:
         prior = PosePrior.from_checkpoint(make_checkpoint(ema, net_cfg, mean, std, sde, {}), device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
-            r = complete_mpjpe(prior, torch.as_tensor(val_sel), BODY_MASKS["left_leg"],
-                               hypotheses=cfg.val_hypotheses, seed=0)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            r = left_leg_completion_mm(prior, val_sel, hypotheses=cfg.val_hypotheses, seed=0)
         return {"left_leg_best_mm": r["best"], "left_leg_mean_mm": r["mean"],
                 "hypotheses": cfg.val_hypotheses, "frames": int(len(val_sel))}
 

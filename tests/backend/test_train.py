@@ -17,7 +17,8 @@ import torch
 from backend.data.dataset import build_dataset_from_clips, save_dataset
 from backend.engine.checkpoint import load_checkpoint
 from backend.engine.prior import PosePrior
-from backend.train import lr_at, TrainConfig, main, moved_joints
+from backend.evaluation.metrics import hidden_fk_joints
+from backend.train import lr_at, TrainConfig, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,9 +56,9 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     assert lr_at(100, cfg) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_moved_joints_left_leg() -> None:
+def test_validation_measures_the_joints_the_left_leg_moves() -> None:
     # left hip/knee/ankle/foot rotations move the left knee, ankle and foot positions
-    assert moved_joints((0, 3, 6, 9)) == [4, 7, 10]
+    assert hidden_fk_joints((0, 3, 6, 9)) == [4, 7, 10]
 
 
 def test_train_validate_save_and_exact_resume(dataset_file: Path, tmp_path: Path) -> None:
