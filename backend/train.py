@@ -57,16 +57,25 @@ class TrainConfig:
     val_hypotheses: int = 4
     ckpt_every: int = 1_000
     amp: bool = True
+    mirror: bool = True              # add the left/right mirror image of every training pose
+    source_power: float = 1.0        # per-source sampling weight ∝ frames**power (1 = by frames, 0 = equal)
+    time_budget_s: float = 0.0       # > 0: the schedule runs on wall time; stop when it is spent
 
 
 # ----------------------------------------------------------------------------- schedule / EMA
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to ``min_lr_frac·lr`` at ``iters``."""
+def lr_at(step: int, cfg: TrainConfig, elapsed_s: float | None = None) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay to ``min_lr_frac·lr`` at ``iters``.
+
+    With a time budget (``cfg.time_budget_s > 0``) the decay follows the larger of the step fraction
+    and the spent fraction of the budget (``elapsed_s``), so a run on a busy machine still ends its
+    cosine when its time is up."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     span = max(1, cfg.iters - cfg.warmup)
     progress = min(1.0, (step - cfg.warmup) / span)
+    if cfg.time_budget_s > 0 and elapsed_s is not None:
+        progress = max(progress, min(1.0, elapsed_s / cfg.time_budget_s))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -142,8 +151,23 @@ def collect_user_clips(bvh_sources: list[tuple[str, str | None]], amass_sources:
     return clips
 
 
+def source_weights(sources: np.ndarray, power: float) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-frame sampling weights (sum 1) giving each source a share ∝ (its frames)**power.
+
+    Returns (weights (N,) float64, {source: share}). power 1 = uniform over frames, 0 = equal shares.
+    """
+    names, inv, counts = np.unique(np.asarray(sources).astype(str), return_inverse=True, return_counts=True)
+    share = counts.astype(np.float64) ** power
+    share /= share.sum()
+    w = (share / counts)[inv]
+    return w / w.sum(), {str(n): float(x) for n, x in zip(names, share)}
+
+
 def load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, dict]:
     """Returns (train_poses (N,63) f32, val_poses (M,63) f32, data provenance dict).
+
+    The provenance dict carries ``train_sources`` (N,) (the source of each train pose), popped by
+    :func:`train`.
 
     ``--dataset FILE`` loads a prepared set; ``--bvh``/``--amass`` read and retarget the given
     folders (cached by content under the dataset cache); with neither, the latest build of
@@ -168,8 +192,10 @@ def load_training_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray
     else:
         ds = load_dataset(cache_dir=args.cache)
     train, val = ds.train_poses().astype(np.float32), ds.val_poses().astype(np.float32)
+    fsrc = np.repeat(ds.clip_sources, np.diff(ds.clip_starts))
     prov = {"summary": ds.summary(), "train_frames": int(train.shape[0]), "val_frames": int(val.shape[0]),
-            "build": {k: v for k, v in ds.meta.items() if k != "failed"}}
+            "build": {k: v for k, v in ds.meta.items() if k != "failed"},
+            "train_sources": fsrc[ds.frame_mask("train") & ds.dedup_mask]}
     return train, val, prov
 
 
@@ -221,7 +247,8 @@ def train(args: argparse.Namespace) -> dict:
         iters=args.iters, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
         hidden=args.hidden, n_blocks=args.n_blocks, val_every=args.val_every, val_frames=args.val_frames,
         val_hypotheses=args.val_hypotheses, ckpt_every=args.ckpt_every, amp=not args.no_amp,
-        ema_decay=args.ema)
+        ema_decay=args.ema, mirror=not args.no_mirror, source_power=args.source_power,
+        time_budget_s=args.time_budget_min * 60.0)
     if resume and args.iters and args.iters != cfg.iters:
         cfg.iters = args.iters  # extending a run is allowed; the LR schedule follows the new length
 
@@ -230,16 +257,30 @@ def train(args: argparse.Namespace) -> dict:
         train_np = resume["data"]["train"]
         val_np = resume["data"]["val"]
         data_prov = resume["data"]["provenance"]
+        weights_np = resume["data"].get("weights")
     else:
         if distributed and rank != 0:
             dist.barrier()  # rank 0 builds (and caches) the dataset first
         train_np, val_np, data_prov = load_training_data(args)
         if distributed and rank == 0:
             dist.barrier()
+        srcs = data_prov.pop("train_sources", None)
+        if srcs is None or len(srcs) != len(train_np):
+            srcs = np.array(["all"] * len(train_np))
+        weights_np, shares = source_weights(srcs, cfg.source_power)
+        data_prov["source_shares"] = shares
+        if cfg.mirror:
+            from .data.mirror import mirror_poses
+            train_np = np.concatenate([train_np, mirror_poses(train_np)]).astype(np.float32)
+            weights_np = np.concatenate([weights_np, weights_np]) * 0.5
+        data_prov["mirror"] = cfg.mirror
+    if weights_np is None:
+        weights_np = np.full(len(train_np), 1.0 / len(train_np))
     mean = train_np.mean(0) if not resume else resume["mean"]
     std = train_np.std(0) if not resume else resume["std"]
     std = np.maximum(std, 1e-3)
     x_train = torch.as_tensor((train_np - mean) / std, dtype=torch.float32, device=device)
+    cdf = torch.as_tensor(np.cumsum(weights_np) / np.sum(weights_np), dtype=torch.float64, device=device)
     val_rng = np.random.default_rng(1234)
     val_sel = val_np[val_rng.choice(len(val_np), size=min(cfg.val_frames, len(val_np)), replace=False)] \
         if len(val_np) else val_np
@@ -254,11 +295,13 @@ def train(args: argparse.Namespace) -> dict:
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed * 1000 + rank)
     step, best_val, history = 0, float("inf"), []
+    elapsed_before = 0.0
     if resume:
         model.load_state_dict(resume["model"])
         ema.load_state_dict(resume["ema"])
         opt.load_state_dict(resume["optimizer"])
         step, best_val, history = resume["step"], resume["best_val"], resume["history"]
+        elapsed_before = float(resume.get("elapsed_s", 0.0))
         gen.set_state(resume["generators"][rank] if rank < len(resume["generators"]) else resume["generators"][0])
         torch.set_rng_state(resume["torch_rng"])
         if device.type == "cuda" and resume.get("cuda_rng") is not None:
@@ -286,8 +329,8 @@ def train(args: argparse.Namespace) -> dict:
             "optimizer": opt.state_dict(), "step": step, "best_val": best_val, "history": history,
             "generators": gens, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "mean": mean, "std": std,
-            "data": {"train": train_np, "val": val_np, "provenance": data_prov},
+            "mean": mean, "std": std, "elapsed_s": elapsed_before + time.time() - t0,
+            "data": {"train": train_np, "val": val_np, "provenance": data_prov, "weights": weights_np},
         }, tmp)
         os.replace(tmp, state_path)
 
@@ -313,14 +356,20 @@ def train(args: argparse.Namespace) -> dict:
     t0 = time.time()
     stop_at = min(cfg.iters, step + args.stop_after) if args.stop_after else cfg.iters
     model.train()
+    def elapsed() -> float:
+        return elapsed_before + time.time() - t0
+
     while step < stop_at:
-        idx = torch.randint(0, x_train.shape[0], (local_batch,), generator=gen, device=device)
+        if cfg.time_budget_s > 0 and elapsed() >= cfg.time_budget_s:
+            break
+        u = torch.rand(local_batch, generator=gen, device=device, dtype=torch.float64)
+        idx = torch.searchsorted(cdf, u).clamp_(max=x_train.shape[0] - 1)
         x0 = x_train[idx]
         t = torch.rand(local_batch, generator=gen, device=device) * (1 - cfg.t_min) + cfg.t_min
         z = torch.randn(x0.shape, generator=gen, device=device)
         xt = sde.alpha(t)[:, None] * x0 + sde.sigma(t)[:, None] * z
         for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, cfg)
+            grp["lr"] = lr_at(step, cfg, elapsed())
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
             eps = ddp_model(xt, t)
         loss = ((eps.float() - z) ** 2).sum(-1).mean()
@@ -333,24 +382,26 @@ def train(args: argparse.Namespace) -> dict:
         if bar is not None:
             bar.update(1)
             if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg):.2e}")
-        do_val = step % cfg.val_every == 0 or step == cfg.iters
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg, elapsed()):.2e}")
+        out_of_time = cfg.time_budget_s > 0 and elapsed() >= cfg.time_budget_s
+        do_val = step % cfg.val_every == 0 or step == cfg.iters or out_of_time
         if do_val and rank == 0 and len(val_sel):
             v = validate()
-            v.update(step=step, elapsed_s=round(time.time() - t0, 1), loss=float(loss.item()))
+            v.update(step=step, elapsed_s=round(elapsed(), 1), loss=float(loss.item()))
             history.append(v)
             print(json.dumps({"validation": v}), file=sys.stderr, flush=True)
             if v["left_leg_best_mm"] < best_val:
                 best_val = v["left_leg_best_mm"]
                 export("best.pt", v)
             model.train()
-        if step % cfg.ckpt_every == 0 or step == stop_at:
+        if step % cfg.ckpt_every == 0 or step == stop_at or out_of_time:
             save_state()
             if rank == 0:
                 export("last.pt", history[-1] if history else None)
     if bar is not None:
         bar.close()
-    summary = {"steps": step, "best_left_leg_mm": best_val, "history": history, "out": str(out)}
+    summary = {"steps": step, "best_left_leg_mm": best_val, "history": history, "out": str(out),
+               "elapsed_s": round(elapsed(), 1)}
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
@@ -378,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-frames", type=int, default=d.val_frames)
     p.add_argument("--val-hypotheses", type=int, default=d.val_hypotheses)
     p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--no-mirror", action="store_true", help="no left/right mirror augmentation")
+    p.add_argument("--source-power", type=float, default=d.source_power,
+                   help="per-source sampling share ∝ frames**POWER (1 = by frames, 0.5 = damped, 0 = equal)")
+    p.add_argument("--time-budget-min", type=float, default=0.0,
+                   help="wall-time budget (minutes, across resumes): the cosine follows it; stop when spent")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from OUT/train_state.pt (or the given state file)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

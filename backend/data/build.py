@@ -26,7 +26,7 @@ from .retarget import FAMILIES_DIR, detect_family, retarget_bvh
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MOCAP = REPO.parent / "shared" / "data" / "mocap"
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: held-out styles/subjects split (dataset.HELD_OUT)
 
 # Per-archive quirks (data, not code paths): clips whose header frame time is wrong.
 ARCHIVES: dict[str, dict[str, Any]] = {

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 __all__ = ["PoseDataset", "ClipRecord", "build_dataset", "default_cache_dir", "dedup_mask_for_clip", "split_for_clip",
-           "assign_splits", "build_dataset_from_clips", "load_dataset", "save_dataset", "DEDUP_THRESHOLD_M",
+           "assign_splits", "held_out_split", "HELD_OUT", "build_dataset_from_clips", "load_dataset", "save_dataset", "DEDUP_THRESHOLD_M",
            "VAL_FRACTION"]
 
 DEDUP_THRESHOLD_M = 0.015   # drop a frame if no FK joint moved more than 1.5 cm since the last kept frame
@@ -173,10 +173,43 @@ def split_for_clip(name: str, val_fraction: float = VAL_FRACTION) -> str:
     return "val" if _clip_hash(name) < val_fraction else "train"
 
 
+# The held-out split of the shipped archives (issue 11): whole styles / subjects, so that no val take
+# has a near-twin (same actor, style and motion) in train. Fixed: change it only with a new issue.
+#   bandai1, bandai2: the style "feminine" (file names dataset-{1,2}_{content}_{style}_{id}); both
+#                     datasets have it, so neither half of the style leaks into train.
+#   cmu-daz:          CMU subjects 08 and 13 (przestr/08, przestr/13) and the acRNN Indian-dance subject
+#                     (acrnn/indian); clip names hold the subject folder.
+#   cmu-cgspeed:      all train (a single subject, 131).
+HELD_OUT: dict[str, dict[str, Any]] = {
+    "bandai1": {"styles": ("feminine",)},
+    "bandai2": {"styles": ("feminine",)},
+    "cmu-daz": {"prefixes": ("przestr/08/", "przestr/13/", "acrnn/indian/")},
+    "cmu-cgspeed": {"prefixes": ()},
+}
+
+
+def held_out_split(name: str, source: str) -> str | None:
+    """'val'/'train' for a clip of a source with a fixed hold-out rule (:data:`HELD_OUT`), else None.
+
+    ``name`` is the dataset clip name (``<source>/<path in the archive without .bvh>``) or that path.
+    """
+    rule = HELD_OUT.get(source)
+    if rule is None:
+        return None
+    rel = name.split("/", 1)[1] if name.startswith(source + "/") else name
+    stem = rel.rsplit("/", 1)[-1]
+    if "styles" in rule:
+        parts = stem.split("_")  # dataset-N_{content}_{style}_{id}
+        style = parts[-2] if len(parts) >= 4 else ""
+        return "val" if style in rule["styles"] else "train"
+    return "val" if any(rel.startswith(p) for p in rule.get("prefixes", ())) else "train"
+
+
 def assign_splits(names: Sequence[str], sources: Sequence[str], val_fraction: float = VAL_FRACTION) -> np.ndarray:
     """Deterministic by-clip split, stratified by source.
 
-    Within each source, clips are ranked by the hash of their name and the lowest
+    Sources with a fixed hold-out rule (:data:`HELD_OUT`: the shipped archives) hold out whole
+    styles / subjects. For any other source, clips are ranked by the hash of their name and the lowest
     ``round(val_fraction * n)`` (at least 1 when a source has >= 4 clips) go to 'val'.
 
     Returns:
@@ -186,6 +219,11 @@ def assign_splits(names: Sequence[str], sources: Sequence[str], val_fraction: fl
     sources = list(sources)
     split = np.array(["train"] * len(names), dtype=object)
     for src in sorted(set(sources)):
+        if src in HELD_OUT:
+            for i, s in enumerate(sources):
+                if s == src:
+                    split[i] = held_out_split(names[i], src)
+            continue
         idx = [i for i, s in enumerate(sources) if s == src]
         n_val = int(round(val_fraction * len(idx)))
         if n_val == 0 and len(idx) >= 4:

@@ -309,9 +309,10 @@ def resample_linear(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
 class _Plan:
     """Resolved mapping of one family onto one BVH skeleton."""
 
-    src: list[int | None]        # per SMPL joint 0..21: source joint index or None (identity local)
+    src: list[int | None]        # per SMPL joint 0..21: source joint index or None (constant local)
     end: list[str | None]        # per SMPL joint: source bone end ("name" or "name/End") or None
-    Q: np.ndarray                # (22,3,3) rest alignment
+    Q: np.ndarray                # (22,3,3) rest alignment (neutral corrections folded in)
+    null_local: np.ndarray       # (22,3,3) constant local rotation of unmapped joints (identity or "neutral_deg")
     C: np.ndarray                # (3,3) axis change
     scale: float                 # source units -> metres (times motion.scale)
     trans_scale: float           # leg-length ratio SMPL / source
@@ -459,6 +460,36 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
         d = _normalize(rest[SMPL_NAMES.index(bone[1])] - rest[SMPL_NAMES.index(bone[0])])
         Q[j] = Q[j] @ Rotation.from_rotvec(np.radians(float(deg)) * d).as_matrix()
 
+    # Neutral corrections (data): "standing_deg" = the SMPL-local rotation (rotation vector, degrees)
+    # a neutral-aligned joint has in the rig's standing posture after plain rest-to-rest alignment
+    # (measured with `retarget_report --calibrate-neutral`); "neutral_deg" = the SMPL-local rotation
+    # that standing posture must map to (default: SMPL rest, identity), and the constant local rotation
+    # of an unmapped (null) joint. With M_j = N_j^T M_parent A_j folded into Q_j, the standing posture
+    # gives local A_j exactly; bone-direction-aligned joints keep M_j = I (their directions stay exact).
+    stand = spec.get("standing_deg") or {}
+    target = spec.get("neutral_deg") or {}
+
+    def _rv(v: Any) -> np.ndarray:
+        return Rotation.from_rotvec(np.radians(np.asarray(v, dtype=np.float64))).as_matrix() if v is not None \
+            else np.eye(3)
+
+    M = np.broadcast_to(np.eye(3), (N_BODY, 3, 3)).copy()
+    null_local = np.broadcast_to(np.eye(3), (N_BODY, 3, 3)).copy()
+    for j, name in enumerate(SMPL_NAMES[:N_BODY]):
+        if j == 0:
+            continue
+        p = sk.parents[j]
+        neutral = src[j] is None or (joints_spec.get(name) or {}).get("align") == "neutral"
+        if not neutral:
+            continue
+        A = _rv(target.get(name))
+        N = _rv(stand.get(name)) if src[j] is not None else np.eye(3)
+        M[j] = N.T @ M[p] @ A
+        if src[j] is None:
+            null_local[j] = A
+        else:
+            Q[j] = Q[j] @ M[j]
+
     # Leg-length ratio (hip -> knee -> ankle) for the translation.
     kn, an = src[SMPL_NAMES.index("left_knee")], src[SMPL_NAMES.index("left_ankle")]
     trans_scale = 1.0
@@ -467,7 +498,7 @@ def _plan(motion: BVHMotion, family: Family) -> _Plan:
         smpl_leg = np.linalg.norm(rest[4] - rest[1]) + np.linalg.norm(rest[7] - rest[4])
         if src_leg > 1e-6:
             trans_scale = float(smpl_leg / src_leg)
-    return _Plan(src, end, Q, C, unit, trans_scale, pelvis_src)
+    return _Plan(src, end, Q, null_local, C, unit, trans_scale, pelvis_src)
 
 
 def _prepare(motion: BVHMotion, family: str | Family | None, drop_first_frame: bool | None
@@ -510,7 +541,7 @@ def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: flo
     sk = smpl_skeleton()
     for j in range(N_BODY):
         if plan.src[j] is None:
-            Gsmpl[:, j] = Gsmpl[:, sk.parents[j]]
+            Gsmpl[:, j] = Gsmpl[:, sk.parents[j]] @ plan.null_local[j]
         else:
             Gsmpl[:, j] = Gs[:, plan.src[j]] @ plan.Q[j]
     local = np.empty_like(Gsmpl)
@@ -522,6 +553,16 @@ def retarget_bvh(motion: BVHMotion, family: str | Family | None = None, fps: flo
     if normalize_leg_length:
         pelvis = pelvis * plan.trans_scale
     trans = pelvis - sk.rest_joints[0]
+
+    # Shared rotations (data: "share"): a rig joint that sits between two SMPL joints gives a fraction of
+    # its local rotation to the SMPL parent; the child's world rotation (and every descendant) is unchanged.
+    for sh in fam.spec.get("share") or []:
+        a, b = SMPL_NAMES.index(sh["to"]), SMPL_NAMES.index(sh["from"])
+        assert sk.parents[b] == a, f"share: {sh['to']} must be the parent of {sh['from']}"
+        rv = Rotation.from_matrix(local[:, b]).as_rotvec()
+        S = Rotation.from_rotvec(float(sh["fraction"]) * rv).as_matrix()
+        local[:, a] = local[:, a] @ S
+        local[:, b] = np.swapaxes(S, -1, -2) @ local[:, b]
 
     quats = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_quat().reshape(T, N_BODY, 4)
     if floor and T > 0:

@@ -110,3 +110,35 @@ def test_torchrun_ddp_two_cpu_processes(dataset_file: Path, tmp_path: Path) -> N
     assert summary["steps"] == 4
     ck = load_checkpoint(out / "last.pt")
     assert ck.provenance["world_size"] == 2 and ck.provenance["iterations"] == 4
+
+
+def test_lr_schedule_follows_the_time_budget() -> None:
+    cfg = TrainConfig(iters=1000, warmup=10, lr=1.0, min_lr_frac=0.0, time_budget_s=100.0)
+    assert lr_at(20, cfg, elapsed_s=50.0) == pytest.approx(0.5)    # half the time spent: half-way down
+    assert lr_at(20, cfg, elapsed_s=100.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(505, cfg, elapsed_s=1.0) == pytest.approx(0.5)     # steps ahead of the clock still count
+    assert lr_at(505, TrainConfig(iters=1000, warmup=10, lr=1.0, min_lr_frac=0.0), elapsed_s=99.0) \
+        == pytest.approx(0.5)                                        # no budget: steps only
+
+
+def test_source_weights_damp_the_big_source() -> None:
+    from backend.train import source_weights
+    src = np.array(["big"] * 900 + ["small"] * 100)
+    w, shares = source_weights(src, 1.0)
+    np.testing.assert_allclose(w, 1 / 1000)
+    w, shares = source_weights(src, 0.5)
+    assert shares["big"] == pytest.approx(0.75) and shares["small"] == pytest.approx(0.25)
+    assert w.sum() == pytest.approx(1.0) and w[-1] == pytest.approx(0.25 / 100)
+    _, shares = source_weights(src, 0.0)
+    assert shares["big"] == pytest.approx(0.5)
+
+
+def test_training_mirrors_and_stops_on_its_time_budget(dataset_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(_args(dataset_file, out, "--iters", "100000", "--time-budget-min", "0.001")) == 0
+    st = torch.load(out / "train_state.pt", map_location="cpu", weights_only=False)
+    assert 0 < st["step"] < 100000 and st["elapsed_s"] >= 0.06
+    from backend.data.dataset import load_dataset
+    n = len(load_dataset(path=dataset_file).train_poses())
+    assert len(st["data"]["train"]) == 2 * n and st["data"]["provenance"]["mirror"] is True
+    assert (out / "last.pt").exists()

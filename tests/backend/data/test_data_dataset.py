@@ -123,3 +123,18 @@ def test_build_cli_on_small_archives(tmp_path: Path) -> None:
                         str(REPO / "tmp_cache_should_not_exist"), "--no-report"], cwd=REPO, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and not (REPO / "tmp_cache_should_not_exist").exists()
+
+
+def test_held_out_split_is_whole_styles_and_subjects() -> None:
+    from backend.data.dataset import held_out_split
+    names = ["bandai2/data/dataset-2_walk_feminine_001", "bandai2/data/dataset-2_walk_normal_001",
+             "bandai2/data/dataset-2_walk-turn-left_feminine_012", "bandai1/data/dataset-1_walk-back_feminine_001",
+             "bandai1/data/dataset-1_bow_tired_001", "cmu-daz/przestr/08/08_01", "cmu-daz/przestr/07/07_01",
+             "cmu-daz/acrnn/indian/04", "cmu-daz/acrnn/salsa/04", "cmu-cgspeed/131_01", "mine/a", "mine/b",
+             "mine/c", "mine/d"]
+    sources = ["bandai2"] * 3 + ["bandai1"] * 2 + ["cmu-daz"] * 4 + ["cmu-cgspeed"] + ["mine"] * 4
+    split = assign_splits(names, sources, 0.05)
+    assert list(split[:10]) == ["val", "train", "val", "val", "train", "val", "train", "val", "train", "train"]
+    assert (split[10:] == "val").sum() == 1  # other sources keep the hashed split
+    assert held_out_split("mine/a", "mine") is None
+    assert held_out_split("dataset-2_run_feminine_003", "bandai2") == "val"  # name without the source prefix
