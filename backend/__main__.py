@@ -30,6 +30,29 @@ EXIT_BAD_INPUT = 2
 EXIT_ERROR = 1
 
 
+MAX_N = 100_000          # sample --n / variations --n (as the server's protocol)
+MAX_HYPOTHESES = 1000
+MAX_STEPS = 5000
+MAX_FRAMES = 100_000     # inbetween --frames (per pair of keys; the total is bounded too)
+MAX_MESSAGE_CHARS = 1000
+
+
+RANGES = {"n": (1, MAX_N), "hypotheses": (1, MAX_HYPOTHESES), "steps": (1, MAX_STEPS), "frames": (0, MAX_FRAMES)}
+"""Bounds of the integer options (what one call can hold in memory on a laptop-class machine)."""
+
+
+def _clip_message(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _is_oom(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(
+        t in text for t in ("out of memory", "can't allocate memory", "cannot allocate memory",
+                            "not enough memory", "defaultcpuallocator")))
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (status 2), like every other bad input."""
 
@@ -51,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="task", required=True, metavar="TASK")
 
     s = sub.add_parser("sample", parents=[common], help="draw poses from the prior")
-    s.add_argument("--n", type=int, default=1)
+    s.add_argument("--n", type=int, default=1, help=f"number of poses (1..{MAX_N:,})")
     s.add_argument("--sampler", choices=("em", "ddim", "ode"), default="ddim")
     s.add_argument("--steps", type=int, default=None)
 
@@ -131,6 +154,7 @@ def run(args: argparse.Namespace) -> Path:
         return arr
 
     t = args.task
+    _check_sizes(args, inp)
     if t == "sample":
         res = {"poses": tasks.sample(prior, args.n, sampler=args.sampler, steps=args.steps, **kw)}
     elif t == "complete":
@@ -170,7 +194,36 @@ def run(args: argparse.Namespace) -> Path:
         res = {"pose": r["pose"], "joints": r["joints"]}
     else:  # pragma: no cover - argparse restricts the choices
         raise tasks.BadInput(f"unknown task {t!r}")
+    bad = [k for k, v in res.items() if v is not None and np.asarray(v).dtype.kind == "f"
+           and not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise tasks.BadInput(f"{t} produced NaN or infinite values ({', '.join(bad)}) for this input; check that "
+                             "the input is in range (axis-angle in radians, positions in metres)")
     return save_npz(out_path, **res)
+
+
+def _check_sizes(args: argparse.Namespace, inp) -> None:  # noqa: ANN001
+    """Bounds of what one call may hold in memory (the server's limits, backend.protocol.schema)."""
+    from backend.protocol.schema import MAX_COMPLETE_ROWS, MAX_DENOISE_FRAMES, MAX_INBETWEEN_FRAMES
+    from backend.tasks import BadInput
+
+    for opt, (lo, hi) in RANGES.items():
+        v = getattr(args, opt, None)
+        if v is not None and not lo <= v <= hi:
+            raise BadInput(f"--{opt} must be between {lo:,} and {hi:,}, got {v:,}")
+    if inp is None:
+        return
+    n = inp.num_frames
+    if args.task == "complete" and n * args.hypotheses > MAX_COMPLETE_ROWS:
+        raise BadInput(f"complete of {n:,} poses x {args.hypotheses} hypotheses is more than {MAX_COMPLETE_ROWS:,} "
+                       "at once; use fewer poses per file or fewer --hypotheses")
+    if args.task == "denoise" and n > MAX_DENOISE_FRAMES:
+        raise BadInput(f"denoise of {n:,} frames is more than {MAX_DENOISE_FRAMES:,} at once; split the motion")
+    if args.task == "inbetween" and inp.poses is not None:
+        total = (len(inp.poses) - 1) * (args.frames + 1) + 1
+        if total > MAX_INBETWEEN_FRAMES:
+            raise BadInput(f"inbetween would produce {total:,} frames, more than {MAX_INBETWEEN_FRAMES:,}; "
+                           "use fewer keys or --frames")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,8 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadInput, InputError, CheckpointError) as e:
         if args.debug:
             raise
-        msg = " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {_clip_message(str(e))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (TaskCancelled, KeyboardInterrupt):
         print("error: cancelled", file=sys.stderr)
@@ -199,7 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001
         if args.debug:
             raise
-        msg = " ".join(str(e).split()) or type(e).__name__
+        if _is_oom(e):
+            e = None  # noqa: F841  drop the frames holding tensors
+            print(f"error: {args.task} ran out of memory; use fewer poses, frames or hypotheses per call, or a GPU "
+                  "(--device cuda)", file=sys.stderr)
+            return EXIT_ERROR
+        msg = _clip_message(str(e)) or type(e).__name__
         print(f"error: {type(e).__name__}: {msg} (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
     print(f"wrote {path}", file=sys.stderr)

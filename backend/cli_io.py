@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 POSE_DIM = 63
+MAX_ROTATION_RAD = 4 * np.pi   # as backend.protocol.schema: axis-angle norms above this are not radians
+MAX_POSITION_M = 10_000.0
 
 
 class InputError(ValueError):
@@ -58,6 +60,25 @@ def _f32(a: np.ndarray, name: str, path: str) -> np.ndarray:
     return a
 
 
+def _in_range(a: np.ndarray, name: str, path: str, kind: str) -> np.ndarray:
+    """``kind`` "rotation": every axis-angle triple's norm <= 4 pi; "position": |x| <= 10 km (metres)."""
+    if not a.size:
+        return a
+    if kind == "rotation":
+        n = np.linalg.norm(a.reshape(-1, 3).astype(np.float64), axis=1)
+        if float(n.max()) > MAX_ROTATION_RAD:
+            k = int(np.argmax(n))
+            per = max(a.shape[-1] // 3, 1)
+            raise InputError(f"{path}: '{name}' holds an axis-angle rotation of {n[k]:.4g} rad (row {k // per}, "
+                             f"joint {k % per}); rotations must be at most 4 pi = {MAX_ROTATION_RAD:.2f} rad "
+                             "(axis-angle in radians, not degrees)")
+    elif float(np.abs(a).max()) > MAX_POSITION_M:
+        k = int(np.argmax(np.abs(a).reshape(a.shape[0], -1).max(1)))
+        raise InputError(f"{path}: '{name}' holds coordinates beyond {MAX_POSITION_M:,.0f} (row {k}); positions "
+                         "must be in metres")
+    return a
+
+
 def _as_2d(a: np.ndarray, width: int, name: str, path: str) -> np.ndarray:
     if a.ndim == 1 and a.shape[0] == width:
         a = a[None]
@@ -88,20 +109,22 @@ def load_npz(path: str | Path) -> MotionInput:
         return load_amass(path)
     out = MotionInput(path=path, kind="npz")
     if "poses" in z:
-        out.poses = _as_2d(_f32(z["poses"], "poses", path), POSE_DIM, "poses", path)
+        out.poses = _in_range(_as_2d(_f32(z["poses"], "poses", path), POSE_DIM, "poses", path), "poses", path,
+                              "rotation")
     if "joints" in z:
         j = _f32(z["joints"], "joints", path)
         if j.ndim == 2 and j.shape == (22, 3):
             j = j[None]
         if j.ndim != 3 or j.shape[1:] != (22, 3):
             raise InputError(f"{path}: 'joints' must have shape (T,22,3), got {tuple(j.shape)}")
-        out.joints = j
+        out.joints = _in_range(j, "joints", path, "position")
     if "latents" in z:
         out.latents = _as_2d(_f32(z["latents"], "latents", path), POSE_DIM, "latents", path)
     n = out.num_frames
     for key in ("root_orient", "trans"):
         if key in z:
-            a = _as_2d(_f32(z[key], key, path), 3, key, path)
+            a = _in_range(_as_2d(_f32(z[key], key, path), 3, key, path), key, path,
+                          "rotation" if key == "root_orient" else "position")
             if n and a.shape[0] != n:
                 raise InputError(f"{path}: '{key}' has {a.shape[0]} rows but the file has {n} frames")
             setattr(out, key, a)

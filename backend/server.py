@@ -37,6 +37,7 @@ import logging.handlers
 import os
 import platform
 import signal
+import stat
 import sys
 import threading
 import time
@@ -115,7 +116,13 @@ def _one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:1000]
 
 
+_OOM_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+              "defaultcpuallocator", "failed to allocate")
+
+
 def _is_oom(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError, or a RuntimeError from an allocator (CUDA's "out of
+    memory", the CPU allocator's "DefaultCPUAllocator: can't allocate memory" / "not enough memory")."""
     if isinstance(exc, MemoryError):
         return True
     torch = sys.modules.get("torch")
@@ -123,7 +130,90 @@ def _is_oom(exc: BaseException) -> bool:
                                   getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)) if t)
     if oom_types and isinstance(exc, oom_types):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(t in text for t in _OOM_TEXTS)
+
+
+def oom_advice(request_type: str, device: str) -> str:
+    """The ``out_of_memory`` message: what ran out and what to do."""
+    what = {"complete": "fewer poses or hypotheses", "denoise": "fewer frames (split the motion)",
+            "inbetween": "fewer keys or in-between frames", "score": "fewer poses",
+            "sample": "fewer poses (a smaller n)", "variations": "fewer variations (a smaller n)",
+            }.get(request_type, "less data")
+    where = ("or run the backend on a GPU (Device: CUDA), which has its own memory" if device == "cpu"
+             else "or switch the backend to the CPU device, which can use the computer's main memory")
+    return f"{request_type} ran out of memory on {device}; try {what} per request, {where}"
+
+
+def _open_regular(path: str, what: str, code: str = S.BAD_INPUT, bad_code: str | None = None) -> int:
+    """An fd of ``path`` opened without blocking (O_NONBLOCK: a FIFO cannot hang us) that must be a
+    regular file (not a FIFO, device, socket or directory). Raises ``RequestFailed`` with ``code``
+    when it does not exist, else ``bad_code`` (default ``code``)."""
+    shown = S.clip(path, 200)
+    bad_code = bad_code or code
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise RequestFailed(code, f"{what} {shown} does not exist") from None
+    except OSError as exc:
+        raise RequestFailed(bad_code, f"{what} {shown} cannot be opened ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise RequestFailed(bad_code, f"{what} {shown} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise RequestFailed(bad_code, f"{what} {shown} is {kind}, not a regular file; choose a file on disk")
+    return fd
+
+
+MAX_INPUT_FILE_BYTES = 2 << 30
+"""The largest BVH / AMASS file a request may name (read into memory)."""
+
+
+def _read_regular(path: str, what: str) -> bytes:
+    """The bytes of a regular file (see :func:`_open_regular`)."""
+    fd = _open_regular(path, what)
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_INPUT_FILE_BYTES:
+            raise RequestFailed(S.BAD_INPUT, f"{what} {S.clip(path, 200)} is larger than "
+                                             f"{MAX_INPUT_FILE_BYTES >> 30} GB; split it")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(MAX_INPUT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RequestFailed(S.BAD_INPUT, f"{what} {S.clip(path, 200)} cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _nonfinite_fields(values: dict) -> list[str]:
+    """Names of result values holding NaN or infinity."""
+    import math
+
+    bad = []
+    for k, v in values.items():
+        if v is None or isinstance(v, (str, bool, list, dict)):
+            continue
+        if isinstance(v, S.Array):
+            ok = v.is_finite()
+        elif hasattr(v, "dtype"):
+            import numpy as np
+
+            a = np.asarray(v)
+            ok = a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+        elif isinstance(v, (int, float)):
+            ok = math.isfinite(float(v))
+        else:
+            continue
+        if not ok:
+            bad.append(k)
+    return bad
 
 
 def _free_memory() -> None:
@@ -316,16 +406,21 @@ def h_retarget_bvh(ctx: TaskContext) -> dict:
         from backend.data.retarget import retarget_bvh
     except ImportError as exc:
         raise RequestFailed(S.INTERNAL, f"BVH retargeting is not available in this backend ({_one_line(exc)})")
+    from backend.data.bvh import parse_bvh
+
     ctx.progress(0.0, "reading BVH")
+    shown = S.clip(r.path, 200)
+    text = _read_regular(r.path, "BVH file").decode("utf-8", errors="replace")
     try:
-        motion = read_bvh(r.path)
+        motion = parse_bvh(text)
     except (ValueError, OSError, IndexError, KeyError) as exc:
-        raise RequestFailed(S.BAD_INPUT, f"cannot read BVH file {r.path!r}: {_one_line(exc)}")
+        raise RequestFailed(S.BAD_INPUT, f"cannot read BVH file {shown}: {_one_line(exc)}")
+    del text
     ctx.progress(0.5, "retargeting")
     try:
         out = retarget_bvh(motion, family=r.family, fps=r.fps, name=Path(r.path).stem)
     except (ValueError, KeyError) as exc:
-        raise RequestFailed(S.BAD_INPUT, f"cannot retarget {r.path!r}: {_one_line(exc)}")
+        raise RequestFailed(S.BAD_INPUT, f"cannot retarget {shown}: {_one_line(exc)}")
     return {"body_pose": _get(out, "body_pose"), "root_orient": _get(out, "root_orient"),
             "trans": _get(out, "trans"), "fps": float(_get(out, "fps"))}
 
@@ -337,10 +432,13 @@ def h_read_amass(ctx: TaskContext) -> dict:
         from backend.data.amass import read_amass
     except ImportError as exc:
         raise RequestFailed(S.INTERNAL, f"AMASS reading is not available in this backend ({_one_line(exc)})")
+    import io
+
+    data = _read_regular(r.path, "AMASS file")
     try:
-        m = read_amass(r.path, fps=r.fps)
+        m = read_amass(io.BytesIO(data), fps=r.fps)
     except (ValueError, OSError, KeyError) as exc:
-        raise RequestFailed(S.BAD_INPUT, f"cannot read AMASS file {r.path!r}: {_one_line(exc)}")
+        raise RequestFailed(S.BAD_INPUT, f"cannot read AMASS file {S.clip(r.path, 200)}: {_one_line(exc)}")
     gender = getattr(m, "gender", None)
     return {"body_pose": m.body_pose, "root_orient": m.root_orient, "trans": m.trans, "fps": float(m.fps),
             "betas": getattr(m, "betas", None), "gender": None if gender is None else str(gender)}
@@ -353,8 +451,13 @@ HANDLERS: dict[str, Handler] = {
 }
 """Queued request types -> handler. Control types (hello, ping, cancel, shutdown) live in the dispatcher."""
 
-PATH_FIELDS: dict[str, str] = {"retarget_bvh": "path", "read_amass": "path"}
-"""Request fields naming input files that must exist and be readable before the request is queued."""
+PATH_FIELDS: dict[str, tuple[str, str, str, str]] = {
+    "retarget_bvh": ("path", "BVH file", S.BAD_INPUT, S.BAD_INPUT),
+    "read_amass": ("path", "AMASS file", S.BAD_INPUT, S.BAD_INPUT),
+    "load": ("path", "weights file", S.WEIGHTS_MISSING, S.WEIGHTS_INVALID)}
+"""Request fields naming input files (field, what, code when missing, code when not a regular file):
+each must be a readable regular file before the request is queued (checked with a non-blocking open,
+so a FIFO cannot hang the reader)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -406,7 +509,9 @@ class Server:
                 os._exit(0)
 
     def send_error(self, rid: Any, code: str, message: str) -> None:
-        """Send the final ``error`` reply for ``rid``."""
+        """Send the final ``error`` reply for ``rid`` (the message cut to ``S.MAX_MESSAGE_CHARS``)."""
+        if len(message) > S.MAX_MESSAGE_CHARS:
+            message = message[:S.MAX_MESSAGE_CHARS - 3] + "..."
         self.send({"id": rid, "type": "error", "code": code, "message": message})
 
     def send_result(self, req: S.Request, values: dict, run_ms: float | None = None) -> None:
@@ -450,11 +555,11 @@ class Server:
     def load_weights(self, path: str | None, device: str) -> bool:
         """Load ``path`` (default weights when None) on ``device``; returns True when already loaded."""
         p = Path(path or self.args.weights or DEFAULT_WEIGHTS).expanduser()
-        if not p.is_file():
-            raise RequestFailed(S.WEIGHTS_MISSING, f"weights file {str(p)!r} does not exist")
-        if not os.access(p, os.R_OK):
-            raise RequestFailed(S.WEIGHTS_MISSING, f"weights file {str(p)!r} is not readable")
-        st = p.stat()
+        fd = _open_regular(str(p), "weights file", S.WEIGHTS_MISSING, S.WEIGHTS_INVALID)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
         if device != self.state.requested_device or not self.state.device:
             self.state.device, self.state.device_name, self.state.device_note = select_device(device)
             self.state.requested_device = device
@@ -485,7 +590,7 @@ class Server:
             if _is_oom(exc):
                 raise
             log.exception("loading weights %s failed", p)
-            raise RequestFailed(S.WEIGHTS_INVALID, f"cannot load weights {str(p)!r}: {_one_line(exc)}") from None
+            raise RequestFailed(S.WEIGHTS_INVALID, f"cannot load weights {S.clip(str(p), 200)}: {_one_line(exc)}") from None
         self.state.prior = None  # drop the old one before hashing (memory)
         _free_memory()
         self.state.prior = prior
@@ -604,6 +709,12 @@ class Server:
             run_ms = 1e3 * (time.perf_counter() - t0)
             if ctx.should_cancel() and req.TYPE != "load":
                 raise Cancelled()
+            bad = _nonfinite_fields(values)
+            if bad:
+                log.warning("%s #%s produced non-finite %s", req.TYPE, req.id, ", ".join(bad))
+                raise RequestFailed(S.BAD_INPUT, f"{req.TYPE} produced NaN or infinite values ({', '.join(bad)}) "
+                                                 "for this input; check that the input is in range (axis-angle "
+                                                 "in radians, positions in metres)")
             self.send_result(req, values, run_ms)
             log.debug("%s #%s done in %.1f ms", req.TYPE, req.id, 1e3 * (time.perf_counter() - t0))
         except Cancelled:
@@ -622,9 +733,7 @@ class Server:
                 log.warning("%s #%s ran out of memory: %s", req.TYPE, req.id, _one_line(exc))
                 exc = None  # drop frames that hold tensors
                 _free_memory()
-                self.send_error(req.id, S.OUT_OF_MEMORY,
-                                f"{req.TYPE} ran out of memory on {self.state.device}; try fewer poses/frames "
-                                "or steps, or the CPU device")
+                self.send_error(req.id, S.OUT_OF_MEMORY, oom_advice(req.TYPE, self.state.device))
             elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             else:
@@ -719,14 +828,17 @@ class Server:
         return False
 
     def _check_paths(self, req: S.Request) -> None:
-        name = PATH_FIELDS.get(req.TYPE)
-        if name is None:
+        spec = PATH_FIELDS.get(req.TYPE)
+        if spec is None:
             return
+        name, what, code, bad_code = spec
         path = getattr(req, name)
-        if not os.path.isfile(path):
-            raise S.ProtocolError(S.BAD_INPUT, f"{name} {path!r} does not exist or is not a file", req.id)
-        if not os.access(path, os.R_OK):
-            raise S.ProtocolError(S.BAD_INPUT, f"{name} {path!r} is not readable", req.id)
+        if path is None:
+            return
+        try:
+            os.close(_open_regular(os.path.expanduser(path), what, code, bad_code))
+        except RequestFailed as exc:
+            raise S.ProtocolError(exc.code, exc.message, req.id) from None
 
     def cancel(self, req: S.CancelRequest) -> None:
         """Drop a queued target or flag a running one; the cancel request itself gets a result."""
@@ -788,6 +900,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pdeathsig", action="store_true",
                    help="Linux: be killed when the parent thread exits (only safe if it is the parent's main thread)")
     p.add_argument("--no-preload", action="store_true", help="do not load weights before hello")
+    p.add_argument("--array-dir", default=None,
+                   help='accept {"$array": ..., "file": ...} arrays from regular files inside this folder (the '
+                        "client's private per-session temp folder); without it the file form is refused")
     return p.parse_args(argv)
 
 
@@ -826,6 +941,11 @@ def main(argv: list[str] | None = None) -> int:
     log_path = setup_logging(args.log, args.log_level)
     log.info("backend server %s starting (pid %d, python %s, log %s)", BACKEND_VERSION, os.getpid(),
              platform.python_version(), log_path)
+    if args.array_dir:
+        try:
+            S.allow_array_files(args.array_dir)
+        except ValueError as exc:
+            log.warning("file arrays stay disabled: %s", exc)
     server = Server(out_fd, args)
     ppid = os.getppid() if hasattr(os, "getppid") else 0
     if args.parent_pid and ppid != args.parent_pid and sys.platform != "win32":

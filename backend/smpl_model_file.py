@@ -5,7 +5,10 @@ The original SMPL ``.pkl`` files were pickled under Python 2 with ``chumpy`` arr
 and a ``scipy.sparse`` J-regressor. :func:`read_smpl_model_file` unpickles them with a restricted
 unpickler that turns chumpy / scipy.sparse objects into inert stubs, then recovers their arrays
 (a chumpy ``Ch``'s value is its ``x`` attribute; a sparse matrix is densified from its
-``data``/``indices``/``indptr``). Nothing outside numpy's array reconstruction is executed.
+``data``/``indices``/``indptr``). Only an exact list of (module, name) pairs is ever imported
+(numpy's array / dtype / scalar reconstruction and a few builtins); chumpy and scipy.sparse
+classes become stubs without importing anything, and any other reference makes the file
+"not an SMPL model file".
 
 Returned arrays (V vertices, J joints = 24 for SMPL, F faces, K shape components, P = 9 (J-1)):
     v_template (V,3) float64 rest mesh     shapedirs (V,3,K) float64     posedirs (V,3,P) float64
@@ -66,27 +69,52 @@ def _stub_class(module: str, name: str) -> type:
     return _STUBS[key]
 
 
-_NUMPY_ALLOWED = {"_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer"}
+def _allowed() -> dict[tuple[str, str], Any]:
+    """The exact (module, name) pairs a model file may refer to, resolved without importing by name."""
+    import builtins
+    import codecs
+    import collections
+    import copyreg
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2 moved numpy.core to numpy._core
+    out: dict[tuple[str, str], Any] = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "_reconstruct")] = core.multiarray._reconstruct
+        out[(mod, "scalar")] = core.multiarray.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        out[(mod, "_frombuffer")] = core.numeric._frombuffer
+    out[("numpy", "ndarray")] = np.ndarray
+    out[("numpy", "dtype")] = np.dtype
+    for mod in ("copy_reg", "copyreg"):
+        out[(mod, "_reconstructor")] = copyreg._reconstructor
+    for mod in ("__builtin__", "builtins"):
+        for name in ("object", "set", "frozenset", "slice", "complex", "list", "dict", "tuple"):
+            out[(mod, name)] = getattr(builtins, name)
+    out[("_codecs", "encode")] = codecs.encode  # bytes in protocol-2 pickles written by Python 3
+    out[("collections", "OrderedDict")] = collections.OrderedDict
+    return out
+
+
+_SPARSE_STUBS = {(f"scipy.sparse.{m}", f"{k}_matrix") for k in ("csc", "csr", "coo")
+                 for m in (k, f"_{k}", "compressed", "base")}
+"""The scipy.sparse classes SMPL files hold (old and new module paths): read as inert stubs."""
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    """Resolves numpy array reconstruction and a few builtins; everything else becomes a stub."""
+    """Resolves only the exact pairs of :func:`_allowed`; chumpy and the SMPL sparse classes become
+    inert stubs (nothing is imported); anything else stops the load."""
+
+    _ALLOWED: dict[tuple[str, str], Any] | None = None
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("numpy") and name in _NUMPY_ALLOWED:
-            if module.startswith("numpy.core") and hasattr(np, "_core"):
-                module = "numpy._core" + module[len("numpy.core"):]
-            return super().find_class(module, name)
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return super().find_class("copyreg", name)
-        if module in ("__builtin__", "builtins") and name in ("object", "set", "frozenset", "slice", "complex",
-                                                              "list", "dict", "tuple"):
-            return super().find_class("builtins", name)
-        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
-            return super().find_class(module, name)
-        if module == "collections" and name == "OrderedDict":
-            return super().find_class(module, name)
-        return _stub_class(module, name)
+        if _SafeUnpickler._ALLOWED is None:
+            _SafeUnpickler._ALLOWED = _allowed()
+        hit = _SafeUnpickler._ALLOWED.get((module, name))
+        if hit is not None:
+            return hit
+        if (module, name) in _SPARSE_STUBS or module == "chumpy" or module.startswith("chumpy."):
+            return _stub_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module[:60]}.{name[:60]}, which SMPL model files never hold")
 
 
 def _densify_sparse(obj: _Stub) -> np.ndarray | None:
@@ -162,8 +190,12 @@ def read_smpl_model_file(path: str | Path) -> dict[str, np.ndarray]:
                                  f"basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl) and point to it.")
     try:
         raw = _load_raw(path)
-    except Exception as e:  # noqa: BLE001
-        raise SMPLModelFileError(f"{where}: cannot be read as .npz/.pkl ({type(e).__name__}: {e}).") from e
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001  SystemExit etc. from a hostile pickle included
+        why = str(e).splitlines()[0][:200] if isinstance(e, pickle.UnpicklingError) and str(e) else type(e).__name__
+        raise SMPLModelFileError(f"{where}: cannot be read: not an SMPL model file ({why}). Use the .pkl or .npz from the "
+                                 "SMPL website (e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl).") from None
     if not isinstance(raw, dict):
         raise SMPLModelFileError(f"{where}: not an SMPL model (top level is {type(raw).__name__}, not a dict).")
     out: dict[str, np.ndarray] = {}

@@ -28,6 +28,7 @@ gradient runs under ``torch.inference_mode``; the DPoser regulariser uses its cl
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -67,17 +68,26 @@ class TaskCancelled(RuntimeError):
 # =============================================================================================== helpers
 
 
+_ACTIVE = threading.local()  # .mon: the _Monitor of the task running on this thread (for _FastEps)
+
+
 class _Monitor:
-    """Progress reporting (throttled to 1% steps) and cancellation, polled once per step."""
+    """Progress reporting (throttled to 1% steps) and cancellation, polled once per step.
+
+    The newest monitor of a thread is also polled by the network between row chunks of a large
+    batch (:class:`_FastEps`), so a cancel is answered within one chunk even when one step is long."""
 
     def __init__(self, progress: Progress, should_cancel: ShouldCancel, total: int, label: str) -> None:
         self.progress, self.should_cancel = progress, should_cancel
         self.total, self.label = max(int(total), 1), label
         self.done, self._last = 0, -1.0
+        _ACTIVE.mon = self
 
     def check(self) -> None:
         """Raises ``TaskCancelled`` if the caller asked to stop."""
         if self.should_cancel is not None and self.should_cancel():
+            if getattr(_ACTIVE, "mon", None) is self:
+                _ACTIVE.mon = None
             raise TaskCancelled(f"{self.label} cancelled")
 
     def tick(self, n: int = 1) -> None:
@@ -87,14 +97,19 @@ class _Monitor:
         self.check()
 
     def report(self, frac: float) -> None:
+        """Progress callback at every 1% (or every 0.5 s when steps are slow), never backwards."""
         if self.progress is not None:
             frac = min(max(frac, 0.0), 1.0)
-            if frac - self._last >= 0.01 or frac >= 1.0 > self._last:
-                self._last = frac
+            now = time.monotonic()
+            if (frac - self._last >= 0.01 or frac >= 1.0 > self._last
+                    or (frac > self._last and now - getattr(self, "_t_last", 0.0) >= 0.5)):
+                self._last, self._t_last = frac, now
                 self.progress(frac, self.label)
 
     def finish(self) -> None:
         self.report(1.0)
+        if getattr(_ACTIVE, "mon", None) is self:
+            _ACTIVE.mon = None
 
 
 def _array(x: object, name: str) -> np.ndarray:
@@ -120,7 +135,27 @@ def _poses_arg(x: object, name: str = "poses", allow_single: bool = True, min_ro
         raise BadInput(f"{name} must have shape {want}, got {tuple(a.shape)}")
     if a.shape[0] < min_rows:
         raise BadInput(f"{name} needs at least {min_rows} row(s), got {a.shape[0]}")
+    if name != "latents":
+        _check_rotations(a, name)
     return a, single
+
+
+MAX_ROTATION_RAD = 4 * math.pi  # the protocol's bound (backend.protocol.schema.MAX_ROTATION_RAD)
+
+
+def _check_rotations(a: np.ndarray, name: str) -> None:
+    """BadInput when an axis-angle triple of ``a`` (...,3k) has a norm above 4 pi (not radians, or
+    values so large that the network would return NaN)."""
+    if a.size and float(np.abs(a).max()) > MAX_ROTATION_RAD:
+        n = np.linalg.norm(a.reshape(-1, 3).astype(np.float64), axis=1)
+    else:
+        n = np.linalg.norm(a.reshape(-1, 3), axis=1)
+    if n.size and float(n.max()) > MAX_ROTATION_RAD:
+        k = int(np.argmax(n))
+        per = max(a.shape[-1] // 3, 1)
+        raise BadInput(f"{name} holds an axis-angle rotation of {n[k]:.4g} rad (row {k // per}, joint {k % per}); "
+                       f"rotations must be at most 4 pi = {MAX_ROTATION_RAD:.2f} rad. Use axis-angle in radians "
+                       "(not degrees).")
 
 
 def _root_arg(x: object | None, n: int, name: str = "root_orient") -> np.ndarray | None:
@@ -131,6 +166,8 @@ def _root_arg(x: object | None, n: int, name: str = "root_orient") -> np.ndarray
         a = np.broadcast_to(a, (n, 3)).copy()
     if a.shape != (n, 3):
         raise BadInput(f"{name} must have shape ({n},3), got {tuple(a.shape)}")
+    if name == "root_orient":
+        _check_rotations(a, name)
     return a
 
 
@@ -187,13 +224,39 @@ class _FastEps:
             self.cache[t] = c
         return c
 
+    def chunk_rows(self) -> int:
+        """Rows per network call: 1024 for the shipped width-512 network (fewer for wider ones), so
+        one call takes a fraction of a second (cancel latency), activations stay small (memory),
+        and the matmuls stay in cache (this is also faster per row than one huge batch; the
+        results are bit-identical because every row is computed independently)."""
+        hidden = int(self.head.weight.shape[1])
+        return max(128, min(65536, int(1024 * (512 / max(hidden, 1)) ** 2)))
+
     def __call__(self, z: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-        """z (B,63) z-space, t float (or a (B,) tensor of equal values) -> eps (B,63)."""
+        """z (B,63) z-space, t float (or a (B,) tensor of equal values) -> eps (B,63).
+
+        Large batches run in row chunks (:meth:`chunk_rows`); between chunks the running task's
+        monitor is polled for cancellation and gets fractional progress."""
         if isinstance(t, torch.Tensor):
             t = float(t.reshape(-1)[0])
         self.calls += 1
         if self.call_log is not None:
             self.call_log.append(int(z.shape[0]))
+        rows = self.chunk_rows()
+        if z.shape[0] <= rows:
+            return self._eval(z, float(t))
+        mon = getattr(_ACTIVE, "mon", None)
+        starts = range(0, z.shape[0], rows)
+        out = []
+        for i, s in enumerate(starts):
+            if mon is not None:
+                mon.check()
+                if i:
+                    mon.report((mon.done + i / len(starts)) / mon.total)
+            out.append(self._eval(z[s:s + rows], float(t)))
+        return torch.cat(out, 0)
+
+    def _eval(self, z: torch.Tensor, t: float) -> torch.Tensor:
         with torch.inference_mode():
             c = self._time_terms(float(t))
             g = self.groups
@@ -609,7 +672,7 @@ SCORE_DRAWS = 4
 SCORE_SEED = 1234
 
 
-def _score_z(prior: PosePrior, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def _score_z(prior: PosePrior, z: torch.Tensor, chunk: int = 8192, mon: "_Monitor | None" = None) -> torch.Tensor:
     """Per-joint plausibility of z-space poses (N,63) -> (N,21): the squared noise-prediction error
     ||eps_hat - eps||^2 (summed over each joint's 3 dims), averaged over ``SCORE_TIMES`` and
     ``SCORE_DRAWS`` noise draws from a fixed seed (deterministic). Lower = more plausible."""
@@ -630,6 +693,8 @@ def _score_z(prior: PosePrior, z: torch.Tensor, chunk: int = 8192) -> torch.Tens
             x = prior.sde.perturb(zz.repeat(SCORE_DRAWS, 1), t, eps)
             err = (fe(x, t) - eps).reshape(SCORE_DRAWS, n, NUM_BODY_JOINTS, 3).pow(2).sum(-1)
             acc += err.mean(0)
+            if mon is not None:
+                mon.tick()
         out[s:s + chunk] = acc / len(SCORE_TIMES)
     return out
 
@@ -648,10 +713,10 @@ def score(prior: PosePrior, poses: np.ndarray, seed: int | None = None, progress
         dict(pose (N,) float32, joints (N,21) float32).
     """
     p, _ = _poses_arg(poses, "poses")
-    mon = _Monitor(progress, should_cancel, 1, "score")
+    mon = _Monitor(progress, should_cancel, len(SCORE_TIMES) * math.ceil(len(p) / 8192), "score")
     mon.check()
     with _cpu_threads(prior, len(p) * SCORE_DRAWS), torch.inference_mode():
-        j = _score_z(prior, prior.normalize(p))
+        j = _score_z(prior, prior.normalize(p), mon=mon)
     mon.finish()
     jn = _np(j)
     return {"pose": jn.mean(1), "joints": jn}
@@ -660,10 +725,16 @@ def score(prior: PosePrior, poses: np.ndarray, seed: int | None = None, progress
 # =============================================================================================== complete
 
 
+def _clip(value: object, limit: int = 60) -> str:
+    """repr of echoed input, cut to ~limit characters (a 100k-character name stays out of messages)."""
+    text = repr(value[:limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit + 2 else text[:limit] + f"... ({len(value) if isinstance(value, str) else '?'} chars)"
+
+
 def keep_from_mask(mask: str) -> np.ndarray:
     """(21,) bool keep-array for an occlusion mask name (the masked joints are hidden)."""
     if mask not in BODY_MASKS:
-        raise BadInput(f"unknown mask {mask!r}; known masks: {', '.join(sorted(BODY_MASKS))}")
+        raise BadInput(f"unknown mask {_clip(mask)}; known masks: {', '.join(sorted(BODY_MASKS))}")
     keep = np.ones(NUM_BODY_JOINTS, bool)
     keep[list(BODY_MASKS[mask])] = False
     return keep
@@ -687,7 +758,7 @@ def parse_keep(keep: object) -> np.ndarray:
     for item in list(a.reshape(-1)):
         if isinstance(item, (str, np.str_)):
             if item not in names:
-                raise BadInput(f"unknown joint name {item!r}; known joints: {', '.join(names)}")
+                raise BadInput(f"unknown joint name {_clip(item)}; known joints: {', '.join(names)}")
             out[names.index(item)] = True
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             if not 0 <= int(item) < NUM_BODY_JOINTS:

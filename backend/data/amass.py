@@ -16,8 +16,10 @@ linear for translation).
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -87,12 +89,29 @@ def zup_to_yup(root_orient: np.ndarray, trans: np.ndarray,
     return ro.as_rotvec(), tr
 
 
-def read_amass(path: str | os.PathLike, fps: float | None = 30.0,
+def _open_npz(path: str | os.PathLike | BinaryIO) -> "np.lib.npyio.NpzFile":
+    """``np.load`` of an ``.npz`` with our own one-line errors (numpy's suggest ``allow_pickle=``,
+    which would run code from an untrusted file)."""
+    src = path if hasattr(path, "read") else Path(path)
+    shown = "the data" if hasattr(path, "read") else str(path)
+    try:
+        z = np.load(src, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{shown}: file not found") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise ValueError(f"{shown}: not an AMASS .npz file (not a numpy .npz archive of plain arrays); "
+                         "choose an AMASS motion file such as 'B1_-_stand_to_walk_poses.npz'") from None
+    if not hasattr(z, "files"):
+        raise ValueError(f"{shown}: not an AMASS .npz file (a single .npy array, not an .npz archive)")
+    return z
+
+
+def read_amass(path: str | os.PathLike | BinaryIO, fps: float | None = 30.0,
                pelvis_rest: np.ndarray | None = None) -> AmassMotion:
     """Read an AMASS SMPL-H / SMPL-X ``.npz``.
 
     Args:
-        path: the file.
+        path: the file (or an open binary file object).
         fps: resample to this rate (None keeps the file's rate).
         pelvis_rest: (3,) rest pelvis J0 used for the Z-up -> Y-up translation fix (default: the
             built-in neutral skeleton; pass the shaped body's J0 for exactness).
@@ -103,24 +122,40 @@ def read_amass(path: str | os.PathLike, fps: float | None = 30.0,
     Raises:
         ValueError: on a file without ``poses`` or with an unknown pose width.
     """
-    with np.load(Path(path), allow_pickle=False) as z:
-        keys = set(z.files)
-        if "poses" not in keys:
-            raise ValueError(f"{path}: not an AMASS motion file (no 'poses'; keys {sorted(keys)})")
-        poses = np.asarray(z["poses"], dtype=np.float64)
-        if poses.ndim != 2 or poses.shape[1] not in (156, 165):
-            raise ValueError(f"{path}: poses must be (N,156) SMPL-H or (N,165) SMPL-X, got {poses.shape}")
-        model = "smplh" if poses.shape[1] == 156 else "smplx"
-        T = poses.shape[0]
-        trans = np.asarray(z["trans"], dtype=np.float64).reshape(T, 3) if "trans" in keys else np.zeros((T, 3))
-        betas = np.asarray(z["betas"], dtype=np.float32).reshape(-1) if "betas" in keys else np.zeros(10, np.float32)
-        gender = _as_str(z["gender"]) if "gender" in keys else "neutral"
-        if "mocap_framerate" in keys:
-            src_fps = float(np.asarray(z["mocap_framerate"]).reshape(-1)[0])
-        elif "mocap_frame_rate" in keys:
-            src_fps = float(np.asarray(z["mocap_frame_rate"]).reshape(-1)[0])
-        else:
-            raise ValueError(f"{path}: no mocap_framerate / mocap_frame_rate")
+    shown = "the data" if hasattr(path, "read") else str(path)
+    with _open_npz(path) as z:
+        try:
+            keys = set(z.files)
+            if "poses" not in keys:
+                names = ", ".join(sorted(keys)[:10])
+                raise ValueError(f"{shown}: not an AMASS motion file (no 'poses' array; it holds {names})")
+            poses = np.asarray(z["poses"], dtype=np.float64)
+            if poses.ndim != 2 or poses.shape[1] not in (156, 165):
+                raise ValueError(f"{shown}: poses must be (N,156) SMPL-H or (N,165) SMPL-X, got {poses.shape}")
+            model = "smplh" if poses.shape[1] == 156 else "smplx"
+            T = poses.shape[0]
+            trans = np.asarray(z["trans"], dtype=np.float64).reshape(T, 3) if "trans" in keys else np.zeros((T, 3))
+            betas = (np.asarray(z["betas"], dtype=np.float32).reshape(-1) if "betas" in keys
+                     else np.zeros(10, np.float32))
+            gender = _as_str(z["gender"]) if "gender" in keys else "neutral"
+            if "mocap_framerate" in keys:
+                src_fps = float(np.asarray(z["mocap_framerate"]).reshape(-1)[0])
+            elif "mocap_frame_rate" in keys:
+                src_fps = float(np.asarray(z["mocap_frame_rate"]).reshape(-1)[0])
+            else:
+                raise ValueError(f"{shown}: no mocap_framerate / mocap_frame_rate")
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            if str(e).startswith(shown):
+                raise
+            # e.g. an object array (numpy would suggest allow_pickle=True, which runs code from the file)
+            raise ValueError(f"{shown}: an array in this .npz cannot be read as plain numbers; "
+                             "is it an AMASS motion file?") from None
+    bad = ~np.isfinite(poses).all(1) | ~np.isfinite(trans).all(1)
+    if bad.any():
+        raise ValueError(f"{shown}: frame {int(np.argmax(bad))} holds NaN or infinite values "
+                         f"({int(bad.sum())} such frame(s)); fix or cut those frames")
+    if not np.isfinite(src_fps) or src_fps <= 0:
+        raise ValueError(f"{shown}: the frame rate {src_fps} is not a positive number")
     root = poses[:, 0:3]
     body = poses[:, 3:66]
     root, trans = zup_to_yup(root, trans, pelvis_rest)

@@ -251,6 +251,11 @@ def parse_bvh(text: str, scale: float = 1.0) -> BVHMotion:
         data = data[:usable].reshape(-1, n_ch)
         if data.shape[0] > n_frames:
             data = data[:n_frames]
+    bad = ~np.isfinite(data).all(1) if data.size else np.zeros(0, bool)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(f"BVH frame {first} (motion line {first + 1} after 'Frame Time:') holds NaN or infinite "
+                         f"values ({int(bad.sum())} such frame(s) in all); fix or delete those frames")
     T, J = data.shape[0], len(names)
 
     offsets = np.asarray(offsets_l, dtype=np.float64) * scale

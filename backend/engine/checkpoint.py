@@ -16,6 +16,8 @@ File layout (a dict)::
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import stat
 import subprocess
 import warnings
 from dataclasses import dataclass, field
@@ -40,8 +42,8 @@ class CheckpointError(RuntimeError):
 
 
 def _fix_hint() -> str:
-    return ("Point the add-on / --checkpoint at a file written by `python -m backend.train` "
-            "(or the shipped weights/ checkpoint), or re-run training to produce one.")
+    return ("Point the add-on's Weights preference / --weights at a file written by `python -m backend.train` "
+            "or `python -m backend.export_weights` (or the shipped weights/dposer_cmu_bandai.pt).")
 
 
 def _vec(v: Any) -> torch.Tensor:
@@ -153,19 +155,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             statistics do not match its network config (the message says which and what to do).
     """
     path = Path(path)
-    where = f"checkpoint {str(path)!r}"
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    where = f"checkpoint {shown!r}"
     if not path.exists():
         raise CheckpointError(f"{where}: file not found. {_fix_hint()}")
-    if not path.is_file():
-        raise CheckpointError(f"{where}: not a file. {_fix_hint()}")
+    try:  # non-blocking open: a FIFO or device named as weights must not hang the caller
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise CheckpointError(f"{where}: cannot be opened ({e.strerror}). {_fix_hint()}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise CheckpointError(f"{where}: not a file (it is {kind}). {_fix_hint()}")
     try:
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4" on foreign files
+        with os.fdopen(fd, "rb") as fh, warnings.catch_warnings():  # e.g. "Detected pickle protocol 4"
             warnings.simplefilter("ignore", UserWarning)
-            blob = torch.load(path, map_location=map_location, weights_only=True)
+            blob = torch.load(fh, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001  any failure to unpickle means "not a checkpoint"
-        raise CheckpointError(f"{where}: not a DPoser checkpoint (torch.load failed: "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                              f"The file may be truncated or of another kind. {_fix_hint()}") from e
+        # torch's own text is not repeated: it can quote the file and advises weights_only=False,
+        # which would run arbitrary code from an untrusted file.
+        kind = ("it holds objects other than tensors and plain values (a full pickle, or from another program)"
+                if isinstance(e, __import__("pickle").UnpicklingError) and "weights_only" in str(e)
+                else "it is not a PyTorch checkpoint, or it is truncated")
+        raise CheckpointError(f"{where}: not a DPoser checkpoint ({kind}). {_fix_hint()}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a DPoser checkpoint (no '{FORMAT}' format marker; "
                               f"found {type(blob).__name__}). {_fix_hint()}")

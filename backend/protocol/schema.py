@@ -25,6 +25,7 @@ import base64
 import json
 import math
 import os
+import stat
 import sys
 from array import array
 from dataclasses import MISSING, dataclass, field, fields
@@ -47,6 +48,26 @@ MAX_ARRAY_ELEMENTS = 32_000_000
 """The largest array (in elements) any message may carry."""
 
 FLOAT32_MAX = 3.4028234663852886e38
+
+MAX_ROTATION_RAD = 4.0 * math.pi
+"""The largest axis-angle rotation (norm of one joint's 3 values) any request may carry. Any
+rotation can be written with an angle of at most pi; 4 pi leaves room for unwrapped animation
+curves, and anything larger is not axis-angle radians (degrees, or garbage that would overflow)."""
+
+MAX_POSITION_M = 10_000.0
+"""The largest absolute joint position / translation coordinate (metres) any request may carry."""
+
+MAX_MESSAGE_CHARS = 1000
+"""Error messages are cut to this many characters; echoed input is cut much shorter (:func:`clip`)."""
+
+MAX_COMPLETE_ROWS = 200_000
+"""``complete``: poses x hypotheses handled in one request (memory: ~2 kB per row plus the result)."""
+
+MAX_INBETWEEN_FRAMES = 200_000
+"""``inbetween``: the most frames one request may produce."""
+
+MAX_DENOISE_FRAMES = 200_000
+"""``denoise``: the most frames one request may carry (about 1.9 hours at 30 fps)."""
 
 BAD_REQUEST = "bad_request"      # not a well-formed request: JSON, unknown type, missing/unknown field, wrong type
 BAD_INPUT = "bad_input"          # well-formed but unusable values: shape, NaN/inf, range, joint name, path
@@ -97,10 +118,24 @@ class ProtocolError(ValueError):
     def __init__(self, code: str, message: str, request_id: int | str | None = None) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown error code {code!r}")
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS - 3] + "..."
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id
+
+
+def clip(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (with the full length), for echoing input."""
+    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, str):
+        text = repr(value[:limit + 1])
+    if len(text) <= limit + 2:
+        return text
+    n = len(value) if isinstance(value, (str, bytes, list, tuple, dict)) else None
+    return text[:limit] + "..." + (f" ({n:,} characters)" if isinstance(value, str) else
+                                   f" ({n:,} items)" if n is not None else "")
 
 
 def _bad_request(message: str) -> ProtocolError:
@@ -209,7 +244,8 @@ class Array:
                 raise _bad_request(f'{name}: an encoded array needs "$array": "float32"')
             unknown = set(obj) - {"$array", "shape", "base64", "file"}
             if unknown:
-                raise _bad_request(f"{name}: unknown keys in encoded array: {', '.join(sorted(unknown))}")
+                raise _bad_request(f"{name}: unknown keys in encoded array: "
+                                   f"{', '.join(clip(k, 40) for k in sorted(unknown)[:5])}")
             shape = obj.get("shape")
             if (not isinstance(shape, list) or not 1 <= len(shape) <= 8
                     or not all(type(s) is int for s in shape)):
@@ -231,17 +267,13 @@ class Array:
                     raise _bad_request(f"{name}: invalid base64 data") from None
             elif "file" in obj:
                 path = obj["file"]
-                if not isinstance(path, str) or not path:
+                if not isinstance(path, str) or not path or "\x00" in path or len(path) > 4096:
                     raise _bad_request(f"{name}: file must be a path string")
-                try:
-                    with open(path, "rb") as f:
-                        raw = f.read(4 * n + 1)
-                except OSError as exc:
-                    raise _bad_input(f"{name}: cannot read array file {path!r}: {exc.strerror}") from None
+                raw = _read_array_file(path, 4 * n, name, tuple(shape))
             else:
                 raise _bad_request(f'{name}: an encoded array needs "base64" or "file"')
             if len(raw) != 4 * n:
-                raise _bad_input(f"{name}: data holds {len(raw)} bytes, shape {tuple(shape)} needs {4 * n}")
+                raise _bad_input(f"{name}: the array data does not hold {n} float32 values for shape {tuple(shape)}")
             data = array("f")
             data.frombytes(raw)
             if sys.byteorder == "big":
@@ -303,21 +335,134 @@ class Array:
             return bool(np.isfinite(np.frombuffer(self.data, dtype=np.float32)).all())
         return math.isfinite(sum(self.data))
 
-    def check(self, name: str, shapes: Sequence[Shape]) -> "Array":
-        """Raise ``bad_input`` unless the shape matches one of ``shapes`` and all values are finite."""
+    def check(self, name: str, shapes: Sequence[Shape], kind: str | None = None) -> "Array":
+        """Raise ``bad_input`` unless the shape matches one of ``shapes``, all values are finite and,
+        by ``kind``, in range: ``"rotation"`` (axis-angle triples of norm <= :data:`MAX_ROTATION_RAD`)
+        or ``"position"`` (metres, ``|x|`` <= :data:`MAX_POSITION_M`)."""
         if not any(len(p) == len(self.shape) and all(e is None or e == s for e, s in zip(p, self.shape))
                    for p in shapes):
             want = " or ".join(_shape_str(p) for p in shapes)
             raise _bad_input(f"{name} must have shape {want}, got {_shape_str(self.shape)}")
         if not self.is_finite():
             raise _bad_input(f"{name} contains NaN or infinite values")
+        if kind == "rotation":
+            self._check_rotations(name)
+        elif kind == "position":
+            self._check_positions(name)
         return self
+
+    def _where(self, flat_index: int, per_row: int) -> str:
+        return f"row {flat_index // per_row}" if len(self.shape) > 1 else "the array"
+
+    def _check_rotations(self, name: str) -> None:
+        lim2 = MAX_ROTATION_RAD ** 2
+        np = sys.modules.get("numpy")
+        bad = -1
+        if np is not None:
+            a = np.frombuffer(self.data, dtype=np.float32)
+            if a.size and float(np.abs(a).max()) > MAX_ROTATION_RAD:
+                bad = int(np.argmax(np.abs(a) > MAX_ROTATION_RAD)) // 3
+            else:
+                n2 = np.square(a.reshape(-1, 3)).sum(1)
+                if n2.size and float(n2.max()) > lim2:
+                    bad = int(np.argmax(n2 > lim2))
+        else:
+            d = self.data
+            for k in range(0, len(d) - 2, 3):
+                x, y, z = d[k], d[k + 1], d[k + 2]
+                if abs(x) > MAX_ROTATION_RAD or abs(y) > MAX_ROTATION_RAD or abs(z) > MAX_ROTATION_RAD \
+                        or x * x + y * y + z * z > lim2:
+                    bad = k // 3
+                    break
+        if bad >= 0:
+            v = self.data[3 * bad:3 * bad + 3]
+            norm = math.sqrt(sum(float(x) * float(x) for x in v))
+            per_row = max(self.shape[-1] // 3, 1)
+            where = self._where(3 * bad, 3 * per_row)
+            joint = f", joint {bad % per_row}" if per_row > 1 else ""
+            raise _bad_input(f"{name} holds an axis-angle rotation of {norm:.4g} rad ({where}{joint}); rotations "
+                             f"must be at most 4 pi = {MAX_ROTATION_RAD:.2f} rad. Send axis-angle in radians "
+                             "(not degrees).")
+
+    def _check_positions(self, name: str) -> None:
+        np = sys.modules.get("numpy")
+        bad = -1
+        if np is not None:
+            a = np.abs(np.frombuffer(self.data, dtype=np.float32))
+            if a.size and float(a.max()) > MAX_POSITION_M:
+                bad = int(np.argmax(a > MAX_POSITION_M))
+        else:
+            bad = next((k for k, x in enumerate(self.data) if abs(x) > MAX_POSITION_M), -1)
+        if bad >= 0:
+            per_row = math.prod(self.shape[1:]) if len(self.shape) > 1 else len(self.data)
+            raise _bad_input(f"{name} holds the coordinate {float(self.data[bad]):.4g} ({self._where(bad, per_row)}); "
+                             f"positions must be in metres within +-{MAX_POSITION_M:,.0f}. Convert centimetres "
+                             "or millimetres to metres.")
 
     def __repr__(self) -> str:
         return f"Array(shape={self.shape})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Array) and self.shape == other.shape and self.data == other.data
+
+
+_ARRAY_FILE_DIRS: set[str] = set()
+"""Real paths of the folders from which ``{"$array": ..., "file": ...}`` arrays may be read."""
+
+
+def allow_array_files(folder: str | os.PathLike) -> str:
+    """Accept ``file`` arrays inside ``folder`` (the server's ``--array-dir``: a private temp folder
+    the client made for its session). Without one, the ``file`` form is refused. Returns the real path."""
+    real = os.path.realpath(os.fspath(folder))
+    if not os.path.isdir(real):
+        raise ValueError(f"array folder {real!r} is not a folder")
+    _ARRAY_FILE_DIRS.add(real)
+    return real
+
+
+def disallow_array_files(folder: str | os.PathLike) -> None:
+    """Stop accepting ``file`` arrays from ``folder`` (a session ended)."""
+    _ARRAY_FILE_DIRS.discard(os.path.realpath(os.fspath(folder)))
+
+
+def _read_array_file(path: str, nbytes: int, name: str, shape: tuple) -> bytes:
+    """The ``nbytes`` bytes of a ``file`` array, read only from a regular file (never a FIFO, a device,
+    a descriptor or a link) inside an allowed folder, without ever blocking on the file."""
+    if not _ARRAY_FILE_DIRS:
+        raise _bad_input(f'{name}: this server does not accept "file" arrays (it was started without '
+                         '--array-dir); send the data as "base64"')
+    real = os.path.realpath(path)
+    if not any(os.path.dirname(real) == d or os.path.dirname(real).startswith(d + os.sep)
+               for d in _ARRAY_FILE_DIRS):
+        raise _bad_input(f"{name}: array file {clip(path)} is outside the session's array folder; "
+                         'write it there, or send the data as "base64"')
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        fd = os.open(real, flags)
+    except OSError as exc:
+        raise _bad_input(f"{name}: cannot open array file {clip(path)}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _bad_input(f"{name}: array file {clip(path)} is not a regular file")
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            raise _bad_input(f"{name}: array file {clip(path)} belongs to another user")
+        if st.st_size != nbytes:
+            raise _bad_input(f"{name}: array file {clip(path)} holds {st.st_size} bytes, shape {shape} "
+                             f"needs {nbytes} (float32, little-endian)")
+        chunks, left = [], nbytes
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 24))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _bad_input(f"{name}: cannot read array file {clip(path)}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def encode_array(value: Any, inline_max: int = INLINE_MAX) -> list | dict:
@@ -372,7 +517,7 @@ def _float_parser(lo: float, hi: float) -> Parser:
         except OverflowError:
             raise _bad_input(f"{name} is out of range") from None
         if not math.isfinite(v) or not lo <= v <= hi:
-            raise _bad_input(f"{name} must be between {lo:g} and {hi:g}, got {v!r}")
+            raise _bad_input(f"{name} must be between {lo:g} and {hi:g}, got {v:g}")
         return v
     return parse
 
@@ -382,7 +527,7 @@ def _choice_parser(choices: Sequence[str]) -> Parser:
         if not isinstance(v, str):
             raise _bad_request(f"{name} must be a string, got {type(v).__name__}")
         if v not in choices:
-            raise _bad_input(f"{name} must be one of {', '.join(choices)}; got {v!r}")
+            raise _bad_input(f"{name} must be one of {', '.join(choices)}; got {clip(v, 40)}")
         return v
     return parse
 
@@ -409,9 +554,9 @@ def _seed_parser(v: Any, name: str) -> int:
     return _int_parser(0, 2**63 - 1)(v, name)
 
 
-def _array_parser(*shapes: Shape) -> Parser:
+def _array_parser(*shapes: Shape, kind: str | None = None) -> Parser:
     def parse(v: Any, name: str) -> Array:
-        return Array.from_json(v, name).check(name, shapes)
+        return Array.from_json(v, name).check(name, shapes, kind)
     return parse
 
 
@@ -466,8 +611,8 @@ def _any(v: Any, name: str) -> Any:
 
 
 # Field helpers used in the message classes below ---------------------------------------------
-def _array_field(*shapes: Shape, optional: bool = False, doc: str = "") -> Any:
-    parse = _array_parser(*shapes)
+def _array_field(*shapes: Shape, optional: bool = False, doc: str = "", kind: str | None = None) -> Any:
+    parse = _array_parser(*shapes, kind=kind)
     return _spec(_optional(parse) if optional else parse, _array_encode,
                  default=None if optional else MISSING, doc=doc)
 
@@ -522,7 +667,10 @@ class Message:
         if strict:
             unknown = set(obj) - known - {"type"}
             if unknown:
-                raise _bad_request(f"{cls.TYPE or cls.__name__}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+                names = sorted(map(str, unknown))
+                more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+                raise _bad_request(f"{cls.TYPE or cls.__name__}: unknown field(s) "
+                                   f"{', '.join(clip(n, 40) for n in names[:5])}{more}; known: {', '.join(sorted(known))}")
         for f in fields(cls):  # type: ignore[arg-type]
             if f.name in obj:
                 parse = f.metadata.get("parse", _any)
@@ -599,7 +747,7 @@ class VariationsRequest(Request):
 
     TYPE: ClassVar[str] = "variations"
     NEEDS_WEIGHTS: ClassVar[bool] = True
-    pose: Any = _array_field((POSE_DIM,), (1, POSE_DIM))
+    pose: Any = _array_field((POSE_DIM,), (1, POSE_DIM), kind="rotation")
     strength: float = _float_field(1e-6, 1.0, default=0.3)
     n: int = _int_field(1, 100_000, default=1)
     sampler: str = _spec(_choice_parser(("ddim", "em")), default="ddim")
@@ -616,10 +764,10 @@ class InbetweenRequest(Request):
 
     TYPE: ClassVar[str] = "inbetween"
     NEEDS_WEIGHTS: ClassVar[bool] = True
-    keys: Any = _array_field((None, POSE_DIM))
+    keys: Any = _array_field((None, POSE_DIM), kind="rotation")
     n_frames: int = _int_field(0, 100_000)
     ease: str = _spec(_choice_parser(EASES), default="linear")
-    root_orient: Any = _array_field((None, 3), optional=True)
+    root_orient: Any = _array_field((None, 3), optional=True, kind="rotation")
     steps: int | None = _int_field(1, 5000, default=None, optional=True)
     seed: int | None = _seed_field()
 
@@ -627,8 +775,10 @@ class InbetweenRequest(Request):
         m = self.keys.shape[0]
         if m < 2:
             raise _bad_input(f"keys must hold at least 2 key poses, got {m}")
-        if (m - 1) * (self.n_frames + 1) + 1 > 1_000_000:
-            raise _bad_input("inbetween would produce more than 1,000,000 frames")
+        total = (m - 1) * (self.n_frames + 1) + 1
+        if total > MAX_INBETWEEN_FRAMES:
+            raise _bad_input(f"inbetween would produce {total:,} frames, more than the {MAX_INBETWEEN_FRAMES:,} one "
+                             "request may; use fewer keys or in-between frames per request")
         if self.root_orient is not None and self.root_orient.shape[0] != m:
             raise _bad_input(f"root_orient must have one row per key ({m}), got {self.root_orient.shape[0]}")
 
@@ -639,23 +789,26 @@ class CompleteRequest(Request):
 
     TYPE: ClassVar[str] = "complete"
     NEEDS_WEIGHTS: ClassVar[bool] = True
-    pose: Any = _array_field((POSE_DIM,), (None, POSE_DIM))
+    pose: Any = _array_field((POSE_DIM,), (None, POSE_DIM), kind="rotation")
     keep: list = _spec(_keep_parser)
     n_hypotheses: int = _int_field(1, 1000, default=10)
     steps: int = _int_field(1, 5000, default=200)
-    root_orient: Any = _array_field((3,), (None, 3), optional=True)
+    root_orient: Any = _array_field((3,), (None, 3), optional=True, kind="rotation")
     seed: int | None = _seed_field()
 
     def validate(self, joint_names: Sequence[str] | None = None) -> None:
+        n_pose = 1 if len(self.pose.shape) == 1 else self.pose.shape[0]
+        if n_pose * self.n_hypotheses > MAX_COMPLETE_ROWS:
+            raise _bad_input(f"complete of {n_pose:,} poses x {self.n_hypotheses} hypotheses is more than the "
+                             f"{MAX_COMPLETE_ROWS:,} one request may; send fewer poses or ask for fewer hypotheses")
         if self.root_orient is not None:
-            n_pose = 1 if len(self.pose.shape) == 1 else self.pose.shape[0]
             n_root = 1 if len(self.root_orient.shape) == 1 else self.root_orient.shape[0]
             if n_root != n_pose:
                 raise _bad_input(f"root_orient must have one row per pose ({n_pose}), got {n_root}")
         if joint_names is not None and self.keep and isinstance(self.keep[0], str):
             unknown = [k for k in self.keep if k not in joint_names]
             if unknown:
-                raise _bad_input(f"keep names unknown joint(s) {', '.join(map(repr, unknown))}; "
+                raise _bad_input(f"keep names unknown joint(s) {', '.join(clip(u, 40) for u in unknown[:5])}; "
                                  f"known body joints: {', '.join(joint_names)}")
 
 
@@ -669,10 +822,10 @@ class DenoiseRequest(Request):
 
     TYPE: ClassVar[str] = "denoise"
     NEEDS_WEIGHTS: ClassVar[bool] = True
-    joints: Any = _array_field((None, 22, 3), optional=True)
-    poses: Any = _array_field((None, POSE_DIM), optional=True)
-    root_orient: Any = _array_field((None, 3), optional=True)
-    trans: Any = _array_field((None, 3), optional=True)
+    joints: Any = _array_field((None, 22, 3), optional=True, kind="position")
+    poses: Any = _array_field((None, POSE_DIM), optional=True, kind="rotation")
+    root_orient: Any = _array_field((None, 3), optional=True, kind="rotation")
+    trans: Any = _array_field((None, 3), optional=True, kind="position")
     noise_mm: float | None = _float_field(0.0, 1000.0, default=None, optional=True)
     seed: int | None = _seed_field()
 
@@ -680,6 +833,9 @@ class DenoiseRequest(Request):
         if (self.joints is None) == (self.poses is None):
             raise _bad_input("denoise needs exactly one of joints (T, 22, 3) or poses (T, 63)")
         t = (self.joints if self.joints is not None else self.poses).shape[0]
+        if t > MAX_DENOISE_FRAMES:
+            raise _bad_input(f"denoise of {t:,} frames is more than the {MAX_DENOISE_FRAMES:,} one request may; "
+                             "split the motion into parts")
         for name in ("root_orient", "trans"):
             a = getattr(self, name)
             if a is not None and a.shape[0] != t:
@@ -692,7 +848,7 @@ class ScoreRequest(Request):
 
     TYPE: ClassVar[str] = "score"
     NEEDS_WEIGHTS: ClassVar[bool] = True
-    poses: Any = _array_field((None, POSE_DIM))
+    poses: Any = _array_field((None, POSE_DIM), kind="rotation")
     seed: int | None = _seed_field()
 
 
@@ -1037,6 +1193,8 @@ __all__ = [
     "PROTOCOL_VERSION", "INLINE_MAX", "MAX_LINE_BYTES", "MAX_ARRAY_ELEMENTS", "ERROR_CODES",
     "BAD_REQUEST", "BAD_INPUT", "WEIGHTS_MISSING", "WEIGHTS_INVALID", "CANCELLED", "OUT_OF_MEMORY",
     "INTERNAL", "ProtocolError", "Array", "encode_array", "decode_array", "protocol_major",
+    "MAX_ROTATION_RAD", "MAX_POSITION_M", "MAX_MESSAGE_CHARS", "MAX_COMPLETE_ROWS", "MAX_INBETWEEN_FRAMES",
+    "MAX_DENOISE_FRAMES", "clip", "allow_array_files", "disallow_array_files",
     "check_protocol", "Message", "Request", "REQUEST_TYPES", "parse_request", "make_request",
     "Hello", "Progress", "Result", "Error", "parse_reply", "ResultData", "RESULT_TYPES",
     "parse_result", "encode_result", "dumps", "loads",

@@ -3,7 +3,8 @@
 Follows the backend.tasks contract (prior first; seed / progress / should_cancel keywords;
 ``BadInput`` / ``TaskCancelled``) with cheap numpy bodies, plus fault injection by seed:
 seed 666 -> MemoryError, 667 -> RuntimeError (internal), 668 -> "CUDA out of memory" RuntimeError,
-669 -> prints to stdout (must not reach the protocol stream), 670 -> BadInput.
+669 -> prints to stdout (must not reach the protocol stream), 670 -> BadInput, 671 -> torch's CPU
+allocator error, 672 -> a NaN in the result (score / sample).
 ``STUB_STEP_S`` (env) is the sleep per step of the stepping tasks.
 """
 
@@ -58,6 +59,9 @@ def _faults(seed: int | None) -> None:
         os.write(1, b"raw fd 1 output\n")
     if seed == 670:
         raise BadInput("pose is not plausible input for the stub")
+    if seed == 671:  # what torch raises when the CPU allocator fails (Linux wording)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)")
 
 
 def _steps(n: int, progress: Callable | None, should_cancel: Callable | None, label: str) -> None:
@@ -73,7 +77,10 @@ def sample(prior: Any, n: int, sampler: str = "ddim", steps: int | None = None, 
            progress: Callable | None = None, should_cancel: Callable | None = None) -> np.ndarray:
     _faults(seed)
     _steps(steps or 1, progress, should_cancel, "sample")
-    return np.random.default_rng(seed).standard_normal((n, 63)).astype(np.float32) * 0.1
+    out = np.random.default_rng(seed).standard_normal((n, 63)).astype(np.float32) * 0.1
+    if seed == 672:
+        out[0, 5] = np.nan
+    return out
 
 
 def denoise(prior: Any, sequence: np.ndarray, root_orient: Any = None, noise_mm: Any = None, trans: Any = None,

@@ -38,7 +38,13 @@ def test_array_roundtrip_numpy(shape: tuple[int, ...]) -> None:
 def test_array_file_transport(tmp_path) -> None:
     a = np.arange(630, dtype=np.float32).reshape(10, 63)
     wire = S.Array.from_value(a).to_file(str(tmp_path / "a.f32"))
-    np.testing.assert_array_equal(S.decode_array(wire), a)
+    with pytest.raises(S.ProtocolError, match="does not accept"):  # no array folder registered: refused
+        S.decode_array(wire)
+    S.allow_array_files(tmp_path)
+    try:
+        np.testing.assert_array_equal(S.decode_array(wire), a)
+    finally:
+        S.disallow_array_files(tmp_path)
 
 
 def test_array_from_lists_and_tolist() -> None:
