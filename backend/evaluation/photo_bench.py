@@ -1,0 +1,428 @@
+"""The honest photo-fitting benchmark (issue 13): render the mannequin in held-out poses, run the full
+photo pipeline (mediapipe included) on the renders, and score the fits against the rendering poses.
+
+    .venv/bin/python -m backend.evaluation.photo_bench [--poses 12] [--views "0,5;45,10;-80,5;180,5"]
+        [--out bench_out/photo] [--noise-poses 40] [--sheet docs/images/photo_fits.png]
+
+Steps:
+
+1. **Held-out poses**: the val split of the prepared dataset (``backend.data.dataset.load_dataset()``)
+   when it is built; otherwise the five CMU (DAZ BVH) clips that the shipped weights' build held out
+   (salsa, martial arts, a walk, ...; same split rule as ``assign_splits``: lowest name hashes), read
+   from ``shared/data/mocap/cmu-daz.tar.xz`` and retargeted. Frames every 0.5 s, ``--poses`` drawn at
+   random (seeded). The clip's root tilt is kept and its heading removed, so the view azimuth alone
+   sets where the body faces.
+2. **Renders**: ``backend/evaluation/photo_render_blender.py`` in the bpy 5.0 venv (Workbench,
+   mannequin, floor), one image per pose and view, 480x640, 50 mm lens.
+3. **Fits**: mediapipe keypoints -> ``fit_keypoints`` with (a) no prior (reprojection + bending only),
+   (b) a Gaussian fitted to training poses, (c) DPoser, same hypotheses, steps and data weights; each
+   variant's prior weight tuned on a separate tuning set of poses (``--tune``), never on the test poses.
+4. **Metrics**: PA-MPJPE (Procrustes: rotation, translation, scale) and MPJPE (pelvis-aligned, camera
+   frame, so the global orientation counts) over the 22 SMPL body joints, mm, for the top-ranked
+   hypothesis, plus the oracle best of the hypotheses.
+5. **Noise ablation**: ground-truth 2D keypoints (the same keypoint set, projected with the render
+   cameras) plus Gaussian pixel noise, no mediapipe.
+
+Writes ``<out>/results.json`` and prints the tables; ``--sheet`` draws the contact sheet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+REPO = Path(__file__).resolve().parents[2]
+MOCAP = REPO.parent / "shared" / "data" / "mocap"
+BPY_PYTHON = REPO / ".venv-bpy-5.0" / "bin" / "python"
+DEFAULT_VIEWS = "0,5;45,10;-80,5;180,5"
+BLENDER_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+BLENDER_CAM_TO_CV = np.diag([1.0, -1.0, -1.0])
+
+
+# ---------------------------------------------------------------------------------------- poses
+
+def _unpack_cmu(work: Path) -> Path:
+    root = work / "mocap" / "cmu-daz"
+    if not (root / ".unpacked").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(MOCAP / "cmu-daz.tar.xz") as tf:
+            tf.extractall(root.parent, filter="data")
+        (root / ".unpacked").write_text("ok")
+    return root
+
+
+def cmu_clip_names(root: Path) -> list[tuple[str, Path]]:
+    """(dataset clip name, file) of the CMU DAZ clips, named as ``backend.data.build`` names them."""
+    out = []
+    for f in sorted(root.rglob("*.bvh")):
+        rel = f.relative_to(root).as_posix()
+        if rel == "acrnn/standard.bvh":
+            continue
+        out.append((f"cmu-daz/{rel[:-4]}", f))
+    return out
+
+
+def cmu_split(names: list[str], n_val: int = 5) -> dict[str, str]:
+    """The split the shipped weights' build used for CMU DAZ (96 train / 5 val): the ``n_val`` clips
+    with the lowest hash of "<source>/<name>" are val (checked against the checkpoint's frame count)."""
+    from backend.data.dataset import _clip_hash
+
+    ranked = sorted(names, key=lambda n: (_clip_hash(f"cmu-daz/{n}"), n))
+    return {n: ("val" if i < n_val else "train") for i, n in enumerate(ranked)}
+
+
+def _retarget(f: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    from backend.data.bvh import read_bvh
+    from backend.data.retarget import retarget_bvh
+
+    m = read_bvh(f)
+    if "acrnn/salsa/" in name:
+        m.frame_time = 1.0 / 60.0
+    sm = retarget_bvh(m, fps=30.0, name=name)
+    return sm.body_pose.astype(np.float32), sm.root_orient.astype(np.float32)
+
+
+def remove_heading(root_orient: np.ndarray) -> np.ndarray:
+    """(N,3) root orientations with the heading (rotation about +Y, SMPL frame) removed: the body's
+    forward axis points to +Z seen from above, tilts are kept."""
+    R = Rotation.from_rotvec(np.asarray(root_orient, np.float64))
+    fwd = R.apply(np.array([0.0, 0.0, 1.0]))
+    yaw = np.arctan2(fwd[:, 0], fwd[:, 2])
+    return (Rotation.from_rotvec(np.outer(-yaw, [0.0, 1.0, 0.0])) * R).as_rotvec().astype(np.float32)
+
+
+def heldout_poses(n: int, work: Path, seed: int = 0, every: int = 15, offset: int = 0) -> dict:
+    """``n`` held-out poses: dict(poses (n,63), root_orient (n,3) heading removed, source str, clips list)."""
+    rng = np.random.default_rng(seed)
+    try:
+        from backend.data.dataset import load_dataset
+
+        ds = load_dataset()
+        mask = np.zeros(len(ds.poses), bool)
+        ro = []
+        for c in range(len(ds.clip_names)):
+            if ds.clip_split[c] == "val":
+                s, e = int(ds.clip_starts[c]), int(ds.clip_starts[c + 1])
+                mask[s + offset:e:every] = True
+        idx = np.nonzero(mask)[0]
+        pick = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
+        return {"poses": ds.poses[pick], "root_orient": remove_heading(ds.root_orient[pick]),
+                "source": "prepared dataset, val split", "clips": sorted({str(ds.clip_names[c]) for c in range(len(ds.clip_names)) if ds.clip_split[c] == "val"})}
+    except Exception:  # noqa: BLE001  no prepared dataset: the CMU clips the weights held out
+        pass
+    root = _unpack_cmu(work)
+    clips = cmu_clip_names(root)
+    split = cmu_split([c for c, _ in clips])
+    P, R = [], []
+    names = []
+    for name, f in clips:
+        if split[name] != "val":
+            continue
+        bp, ro = _retarget(f, name)
+        P.append(bp[offset::every])
+        R.append(ro[offset::every])
+        names.append(name)
+    P, R = np.concatenate(P), np.concatenate(R)
+    pick = np.sort(rng.choice(len(P), size=min(n, len(P)), replace=False))
+    return {"poses": P[pick], "root_orient": remove_heading(R[pick]),
+            "source": "CMU DAZ val clips of the shipped weights' build (retargeted)", "clips": names}
+
+
+def gaussian_train_poses(work: Path, every: int = 4) -> tuple[np.ndarray, str]:
+    """Training poses for the Gaussian baseline: the dataset's train split when built, else the 96
+    CMU DAZ train clips (every 4th frame)."""
+    try:
+        from backend.data.dataset import load_dataset
+
+        return load_dataset().train_poses(), "prepared dataset, train split"
+    except Exception:  # noqa: BLE001
+        pass
+    cache = work / "gaussian_train_poses.npy"
+    if cache.exists():
+        return np.load(cache), "CMU DAZ train clips (every 4th frame at 30 fps)"
+    root = _unpack_cmu(work)
+    clips = cmu_clip_names(root)
+    split = cmu_split([c for c, _ in clips])
+    P = [_retarget(f, name)[0][::every] for name, f in clips if split[name] == "train"]
+    out = np.concatenate(P)
+    np.save(cache, out)
+    return out, "CMU DAZ train clips (every 4th frame at 30 fps)"
+
+
+# ---------------------------------------------------------------------------------------- renders
+
+def render(poses: np.ndarray, roots: np.ndarray, out: Path, views: str = DEFAULT_VIEWS,
+           resolution: str = "480x640") -> dict:
+    """Render with Blender (bpy 5.0 venv); returns the arrays of ``renders.npz`` (cached by content)."""
+    out.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha1(np.ascontiguousarray(poses, np.float32).tobytes())
+    h.update(np.ascontiguousarray(roots, np.float32).tobytes())
+    h.update(f"{views}|{resolution}".encode())
+    key = h.hexdigest()
+    marker = out / "renders.key"
+    if not (marker.exists() and marker.read_text() == key and (out / "renders.npz").exists()):
+        np.savez(out / "poses.npz", poses=poses, root_orient=roots)
+        py = os.environ.get("DPOSER_BPY_PYTHON", str(BPY_PYTHON))
+        subprocess.run([py, str(REPO / "backend" / "evaluation" / "photo_render_blender.py"), "--poses",
+                        str(out / "poses.npz"), "--out", str(out), "--views", views, "--resolution", resolution],
+                       check=True, stdout=subprocess.DEVNULL)
+        marker.write_text(key)
+    r = np.load(out / "renders.npz")
+    return {k: r[k] for k in r.files}
+
+
+def camera_truth(rec: dict, k: int, pose: np.ndarray) -> dict:
+    """Ground truth of render ``k`` in the OpenCV camera frame: R_cam_body (3,3), keypoints (K,3) camera
+    frame, keypoints 2D (K,2) pixels, joints (22,3) camera frame."""
+    from backend.engine.skeleton import smpl_skeleton
+    from backend.photo.fit import _Body
+
+    body = _Body(smpl_skeleton(), torch.device("cpu"))
+    with torch.no_grad():
+        kp, J = body(torch.as_tensor(pose[None], dtype=torch.float32))
+    kp, J = kp[0].double().numpy(), J[0].double().numpy()
+    heads = rec["heads"][k]
+    # body frame -> Blender world: rigid (Kabsch on the 22 joints; exact up to float error)
+    mu_j, mu_h = J.mean(0), heads.mean(0)
+    U, _, Vt = np.linalg.svd((J - mu_j).T @ (heads - mu_h))
+    d = np.sign(np.linalg.det(U @ Vt))
+    Rw = (U @ np.diag([1, 1, d]) @ Vt).T
+    tw = mu_h - Rw @ mu_j
+    fit_err = float(np.abs(J @ Rw.T + tw - heads).max())
+    M = rec["cam_matrix"][k]
+    Rc = BLENDER_CAM_TO_CV @ M[:3, :3].T
+    tc = -Rc @ M[:3, 3]
+    R_cb = Rc @ Rw
+    t_cb = Rc @ tw + tc
+    kp_c = kp @ R_cb.T + t_cb
+    J_c = J @ R_cb.T + t_cb
+    w, h = rec["image_size"][k]
+    f = float(rec["focal_px"][k])
+    uv = f * kp_c[:, :2] / kp_c[:, 2:] + np.array([w / 2, h / 2])
+    return {"R_cam_body": R_cb, "keypoints_cam": kp_c, "keypoints_2d": uv, "joints_cam": J_c, "fk_error_m": fit_err,
+            "focal": f, "image_size": (int(w), int(h))}
+
+
+# ---------------------------------------------------------------------------------------- metrics
+
+def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PA-MPJPE (mm) of (J,3) after the similarity transform (rotation, translation, scale) best
+    aligning ``pred`` to ``gt``."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    A, B = pred - mp, gt - mg
+    U, S, Vt = np.linalg.svd(A.T @ B)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    s = float((S * np.diag(D)).sum() / (A ** 2).sum())
+    return float(1000 * np.linalg.norm(s * A @ R + mg - gt, axis=-1).mean())
+
+
+def pelvis_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """MPJPE (mm) of (J,3) after subtracting each one's pelvis (joint 0)."""
+    return float(1000 * np.linalg.norm((pred - pred[0]) - (gt - gt[0]), axis=-1).mean())
+
+
+def score_fit(res, truth: dict) -> dict:  # noqa: ANN001
+    """Top-1 and oracle errors of a FitResult against ``camera_truth``."""
+    from backend.photo.fit import fk_camera_joints
+
+    Jf = fk_camera_joints(res.poses, res.root_orient_cam)
+    gt = truth["joints_cam"]
+    pa = [procrustes_error(j, gt) for j in Jf]
+    mp = [pelvis_error(j, gt) for j in Jf]
+    return {"pa": pa[0], "mpjpe": mp[0], "pa_oracle": min(pa), "mpjpe_oracle": min(mp),
+            "init": res.init[0], "seconds": res.seconds}
+
+
+# ---------------------------------------------------------------------------------------- runs
+
+def method_configs(tuned: dict | None = None) -> dict:
+    """The three compared variants (shared data weights, schedule and hypotheses)."""
+    from backend.photo.fit import FitConfig
+
+    t = tuned or {}
+    return {"none": FitConfig(prior="none", w_prior=0.0, rank_prior=0.0),
+            "gaussian": FitConfig(prior="gaussian", w_prior=t.get("gaussian", 0.01), rank_prior=t.get("gaussian_rank", 0.01)),
+            "dposer": FitConfig(prior="dposer", w_prior=t.get("dposer", FitConfig().w_prior),
+                                rank_prior=t.get("dposer_rank", FitConfig().rank_prior))}
+
+
+def synthetic_keypoints(truth: dict, noise_px: float, rng: np.random.Generator):  # noqa: ANN201
+    """Ground-truth 2D keypoints + N(0, noise_px^2) per coordinate, confidence 1."""
+    from backend.photo.keypoints import NUM_KEYPOINTS, Keypoints
+
+    uv = truth["keypoints_2d"] + rng.normal(0.0, noise_px, truth["keypoints_2d"].shape) if noise_px > 0 \
+        else truth["keypoints_2d"].copy()
+    return Keypoints(uv, np.ones(NUM_KEYPOINTS), truth["image_size"])
+
+
+def run_fits(prior, items: list[tuple[object, dict]], configs: dict, gaussian, H: int = 4,  # noqa: ANN001
+             log=print) -> dict:  # noqa: ANN001
+    """items: (Keypoints, truth) -> {method: [score dicts]}."""
+    from backend.photo.fit import fit_keypoints
+
+    out: dict[str, list] = {m: [] for m in configs}
+    for i, (kp, truth) in enumerate(items):
+        for m, cfg in configs.items():
+            res = fit_keypoints(prior, kp, H, cfg, gaussian=gaussian, skeleton=None, seed=i)
+            out[m].append(score_fit(res, truth))
+        if log and (i + 1) % 10 == 0:
+            log(f"  {i + 1}/{len(items)} fitted")
+    return out
+
+
+def summarise(rows: dict) -> dict:
+    s = {}
+    for m, r in rows.items():
+        if not r:
+            continue
+        s[m] = {k: float(np.mean([x[k] for x in r])) for k in ("pa", "mpjpe", "pa_oracle", "mpjpe_oracle", "seconds")}
+        s[m]["median_pa"] = float(np.median([x["pa"] for x in r]))
+        s[m]["n"] = len(r)
+    return s
+
+
+def table(summary: dict, title: str) -> str:
+    lines = [f"### {title}", "", "| method | PA-MPJPE (mm) | MPJPE (mm) | oracle best-of-H PA / MPJPE | median PA | fit s | n |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for m, r in summary.items():
+        lines.append(f"| {m} | {r['pa']:.1f} | {r['mpjpe']:.1f} | {r['pa_oracle']:.1f} / {r['mpjpe_oracle']:.1f} | "
+                     f"{r['median_pa']:.1f} | {r['seconds']:.2f} | {r['n']} |")
+    if "dposer" in summary:
+        for b in ("none", "gaussian"):
+            if b in summary:
+                gain = 100 * (1 - summary["dposer"]["pa"] / summary[b]["pa"])
+                lines.append(f"\nDPoser vs {b}: {gain:+.1f}% PA-MPJPE (target: >= 15%)")
+    return "\n".join(lines)
+
+
+def tune(prior, items, gaussian, grid_dposer=(0.001, 0.002, 0.004, 0.008, 0.016),  # noqa: ANN001
+         grid_gauss=(0.001, 0.003, 0.01, 0.03, 0.1), H: int = 4, log=print) -> dict:  # noqa: ANN001
+    """Prior weights per method by mean PA-MPJPE on the tuning items (separate poses)."""
+    from backend.photo.fit import FitConfig
+
+    best: dict = {}
+    for kind, grid in (("dposer", grid_dposer), ("gaussian", grid_gauss)):
+        scores = {}
+        for w in grid:
+            cfg = FitConfig(prior=kind, w_prior=w, rank_prior=FitConfig().rank_prior if kind == "dposer" else w)
+            r = run_fits(prior, items, {kind: cfg}, gaussian, H, log=None)[kind]
+            scores[w] = float(np.mean([x["pa"] for x in r]))
+            log(f"  tune {kind} w_prior={w}: PA-MPJPE {scores[w]:.1f}")
+        best[kind] = min(scores, key=scores.get)
+        best[kind + "_rank"] = FitConfig().rank_prior if kind == "dposer" else best[kind]
+        best[kind + "_grid"] = scores
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m backend.evaluation.photo_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", default=str(REPO / "weights" / "dposer_cmu_bandai.pt"))
+    p.add_argument("--poses", type=int, default=12, help="held-out poses to render")
+    p.add_argument("--views", default=DEFAULT_VIEWS, help='"az,el;az,el;..." degrees (0 = facing the camera)')
+    p.add_argument("--noise-poses", type=int, default=40, help="poses x views for the keypoint-noise ablation")
+    p.add_argument("--noise-px", default="0,5,10,20")
+    p.add_argument("--tune-poses", type=int, default=8, help="separate poses for tuning the prior weights (0: defaults)")
+    p.add_argument("--hypotheses", type=int, default=4)
+    p.add_argument("--w3d", type=float, default=0.05, help="weight of the 3D world-landmark term in the extra row")
+    p.add_argument("--out", default=str(REPO / "bench_out" / "photo"))
+    p.add_argument("--sheet", default=None, help="write the contact sheet PNG here")
+    p.add_argument("--skip-renders", action="store_true", help="noise ablation only (no Blender, no mediapipe)")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    from backend.engine.prior import PosePrior
+    from backend.photo.fit import FitConfig, GaussianPrior, replace
+    from backend.photo.image_io import read_image_rgb
+    from backend.photo.keypoints import detect_keypoints
+
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    prior = PosePrior.load(args.weights)
+    t0 = time.time()
+    train, train_src = gaussian_train_poses(work)
+    gaussian = GaussianPrior.fit(train)
+    print(f"Gaussian prior: {len(train)} training poses ({train_src}) [{time.time() - t0:.0f}s]")
+    test = heldout_poses(args.poses, work, seed=0, offset=0)
+    tune_set = heldout_poses(args.tune_poses, work, seed=1, offset=7) if args.tune_poses else None
+    print(f"held-out poses: {len(test['poses'])} from {test['source']}: {', '.join(test['clips'])}")
+    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} CPU(s), torch {torch.__version__} "
+                                f"threads {torch.get_num_threads()}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "held_out": {k: test[k] for k in ("source", "clips")}, "gaussian_train": f"{len(train)} poses, {train_src}",
+                     "views": args.views, "hypotheses": args.hypotheses}
+    rec = render(test["poses"], test["root_orient"], work / "renders", args.views)
+    truths = [camera_truth(rec, k, test["poses"][int(rec["pose_index"][k])]) for k in range(len(rec["files"]))]
+    print(f"renders: {len(truths)} images; max FK/render mismatch {1000 * max(t['fk_error_m'] for t in truths):.2f} mm")
+
+    tuned: dict = {}
+    if tune_set is not None:
+        trec = render(tune_set["poses"], tune_set["root_orient"], work / "renders_tune", args.views)
+        titems = []
+        rng = np.random.default_rng(5)
+        for k in range(len(trec["files"])):
+            tt = camera_truth(trec, k, tune_set["poses"][int(trec["pose_index"][k])])
+            titems.append((synthetic_keypoints(tt, 5.0, rng), tt))
+        print(f"tuning prior weights on {len(titems)} separate images (GT 2D + 5 px noise) ...")
+        tuned = tune(prior, titems, gaussian, H=args.hypotheses)
+        results["tuned"] = tuned
+    configs = method_configs(tuned)
+
+    # --- full pipeline on the renders
+    items, det_s, missed = [], [], []
+    for k, truth in enumerate(truths):
+        img = read_image_rgb(work / "renders" / str(rec["files"][k]))
+        t1 = time.perf_counter()
+        try:
+            kp = detect_keypoints(img)
+        except ValueError:
+            missed.append(str(rec["files"][k]))
+            continue
+        det_s.append(time.perf_counter() - t1)
+        items.append((kp, truth, k))
+    print(f"mediapipe: {len(items)}/{len(truths)} renders with a person, {np.mean(det_s[1:] or det_s):.2f} s per image")
+    cfgs = dict(configs)
+    cfgs["dposer+3d"] = replace(configs["dposer"], w_3d=args.w3d)
+    rows = run_fits(prior, [(kp, t) for kp, t, _ in items], cfgs, gaussian, args.hypotheses)
+    summ = summarise(rows)
+    results["renders"] = {"summary": summ, "detect_seconds": float(np.mean(det_s[1:] or det_s)), "missed": missed,
+                          "per_view": {}}
+    views = [tuple(v) for v in rec["view"]]
+    for v in sorted(set(views)):
+        sel = [i for i, (_, _, k) in enumerate(items) if tuple(rec["view"][k]) == v]
+        results["renders"]["per_view"][f"{v[0]:g},{v[1]:g}"] = summarise({m: [rows[m][i] for i in sel] for m in rows})
+    print(table(summ, "Renders, full pipeline (mediapipe keypoints)"))
+    for v, s in results["renders"]["per_view"].items():
+        print(f"  view az,el={v}: " + ", ".join(f"{m} {r['pa']:.0f}/{r['mpjpe']:.0f}" for m, r in s.items()))
+
+    # --- keypoint-noise ablation (GT 2D + noise, no mediapipe), on the same renders' cameras
+    rng = np.random.default_rng(123)
+    results["noise"] = {}
+    for npx in [float(x) for x in args.noise_px.split(",")]:
+        sel = truths[: args.noise_poses]
+        nrows = run_fits(prior, [(synthetic_keypoints(t, npx, rng), t) for t in sel], configs, gaussian,
+                         args.hypotheses, log=None)
+        results["noise"][f"{npx:g}"] = summarise(nrows)
+        print(table(results["noise"][f"{npx:g}"], f"GT 2D keypoints + {npx:g} px noise"))
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    if args.sheet:
+        from backend.evaluation.photo_sheet import contact_sheet
+
+        contact_sheet(prior, work, rec, truths, items, args.sheet, configs)
+    print(f"wrote {work / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
