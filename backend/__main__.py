@@ -10,6 +10,8 @@
     python -m backend encode    --input F                                  -> latents (N,63)
     python -m backend decode    --input F (holding latents)                -> poses (N,63)
     python -m backend score     --input F                                  -> pose (N,), joints (N,21)
+    python -m backend fit-image --input photo.jpg [--hypotheses H]   -> poses (H,63), root_orient (H,3), scores (H,),
+                                        keypoints (K,3) ... (pose from a photo; needs requirements/photo.txt)
 
 Common options: --weights (default: weights/dposer_cmu_bandai.pt in this repository), --seed,
 --device auto|cpu|cuda, --output (default: dposer_<task>.npz), --progress, --debug.
@@ -106,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                            ("score", "plausibility per pose and joint (lower = more plausible)")):
         e = sub.add_parser(name, parents=[common], help=helptext)
         e.add_argument("--input", required=True)
+    f = sub.add_parser("fit-image", parents=[common], help="SMPL pose hypotheses from a photo (PNG/JPEG/WebP/BMP)")
+    f.add_argument("--input", required=True, help="image file")
+    f.add_argument("--hypotheses", type=int, default=4, help="ranked hypotheses to keep (4 starts at least)")
+    f.add_argument("--smpl-model", default=None, help="SMPL model file (.npz/.pkl): fit its skeleton")
+    f.add_argument("--focal-px", type=float, default=None, help="focal length in pixels (default: 50 mm equivalent)")
     return p
 
 
@@ -140,7 +147,7 @@ def run(args: argparse.Namespace) -> Path:
     out_path = Path(args.output or f"dposer_{args.task}.npz")
     if out_path.suffix.lower() != ".npz":
         raise InputError(f"{out_path}: --output must be a .npz file")
-    inp = load_input(args.input) if getattr(args, "input", None) else None
+    inp = load_input(args.input) if getattr(args, "input", None) and args.task != "fit-image" else None
     device = _device(args.device)
     weights = Path(args.weights)
     if not weights.is_file():
@@ -192,6 +199,9 @@ def run(args: argparse.Namespace) -> Path:
     elif t == "score":
         r = tasks.score(prior, need(inp.poses, "'poses' (N,63)"))
         res = {"pose": r["pose"], "joints": r["joints"]}
+    elif t == "fit-image":
+        from backend.photo.api import cli_fit_image
+        res = cli_fit_image(prior, args)
     else:  # pragma: no cover - argparse restricts the choices
         raise tasks.BadInput(f"unknown task {t!r}")
     bad = [k for k, v in res.items() if v is not None and np.asarray(v).dtype.kind == "f"

@@ -444,17 +444,56 @@ def h_read_amass(ctx: TaskContext) -> dict:
             "betas": getattr(m, "betas", None), "gender": None if gender is None else str(gender)}
 
 
+def photo_features() -> dict:
+    """hello's ``features``: whether pose-from-a-photo can run here (mediapipe installed), and if not the
+    one-line install hint, so the client can grey the button out."""
+    try:
+        from backend.photo.api import photo_features as features
+
+        return features()
+    except Exception as exc:  # noqa: BLE001  a hello must never fail
+        log.exception("photo features unavailable")
+        return {"fit_image": {"available": False, "message": f"pose from a photo cannot be loaded ({_one_line(exc)})"}}
+
+
+def h_fit_image(ctx: TaskContext) -> dict:
+    """Pose from a photo (``backend.photo``): ranked hypotheses; ``feature_unavailable`` without mediapipe."""
+    r: S.FitImageRequest = ctx.request  # type: ignore[assignment]
+    from backend.photo import api as photo
+
+    ok, msg = photo.photo_available()
+    if not ok:
+        raise RequestFailed(S.FEATURE_UNAVAILABLE, msg)
+    model = None if r.smpl_model is None else os.path.expanduser(r.smpl_model)
+    if model is not None and not os.path.isfile(model):
+        raise RequestFailed(S.BAD_INPUT, f"SMPL model file {S.clip(r.smpl_model, 200)} does not exist or is not a regular file")
+    try:
+        out = photo.fit_image(ctx.server.prior(), os.path.expanduser(r.path), n_hypotheses=r.n_hypotheses,
+                              seed=0 if r.seed is None else r.seed, smpl_model=model, focal_px=r.focal_px,
+                              progress=ctx.progress, should_cancel=ctx.should_cancel)
+    except photo.PhotoUnavailable as exc:
+        raise RequestFailed(S.FEATURE_UNAVAILABLE, _one_line(exc))
+    except (photo.ImageError, photo.NoPerson) as exc:
+        raise RequestFailed(S.BAD_INPUT, _one_line(exc))
+    except photo.FitCancelled:
+        raise Cancelled() from None
+    out.pop("landmarks", None)
+    out.pop("detect_seconds", None)
+    return out
+
+
 HANDLERS: dict[str, Handler] = {
     "load": h_load, "sample": h_sample, "variations": h_variations, "inbetween": h_inbetween,
     "complete": h_complete, "denoise": h_denoise, "score": h_score,
-    "retarget_bvh": h_retarget_bvh, "read_amass": h_read_amass,
+    "retarget_bvh": h_retarget_bvh, "read_amass": h_read_amass, "fit_image": h_fit_image,
 }
 """Queued request types -> handler. Control types (hello, ping, cancel, shutdown) live in the dispatcher."""
 
 PATH_FIELDS: dict[str, tuple[str, str, str, str]] = {
     "retarget_bvh": ("path", "BVH file", S.BAD_INPUT, S.BAD_INPUT),
     "read_amass": ("path", "AMASS file", S.BAD_INPUT, S.BAD_INPUT),
-    "load": ("path", "weights file", S.WEIGHTS_MISSING, S.WEIGHTS_INVALID)}
+    "load": ("path", "weights file", S.WEIGHTS_MISSING, S.WEIGHTS_INVALID),
+    "fit_image": ("path", "image file", S.BAD_INPUT, S.BAD_INPUT)}
 """Request fields naming input files (field, what, code when missing, code when not a regular file):
 each must be a readable regular file before the request is queued (checked with a non-blocking open,
 so a FIFO cannot hang the reader)."""
@@ -623,7 +662,7 @@ class Server:
                        weights_path=st.weights_path, weights_sha256=st.weights_sha256,
                        weights_error=self.hello.get("weights_error"),
                        joint_names=st.joint_names or self.default_joint_names(), pid=os.getpid(),
-                       requests=list(S.REQUEST_TYPES)).to_json()
+                       requests=list(S.REQUEST_TYPES), features=photo_features()).to_json()
 
     # -- threads ------------------------------------------------------------------------------
     def start_reader(self, stream: Any) -> None:
@@ -839,6 +878,13 @@ class Server:
             os.close(_open_regular(os.path.expanduser(path), what, code, bad_code))
         except RequestFailed as exc:
             raise S.ProtocolError(exc.code, exc.message, req.id) from None
+        if req.TYPE == "fit_image":  # image files only (magic bytes), refused before queueing
+            from backend.photo.image_io import ImageError, check_image_file
+
+            try:
+                check_image_file(os.path.expanduser(path))
+            except ImageError as exc:
+                raise S.ProtocolError(S.BAD_INPUT, _one_line(exc), req.id) from None
 
     def cancel(self, req: S.CancelRequest) -> None:
         """Drop a queued target or flag a running one; the cancel request itself gets a result."""

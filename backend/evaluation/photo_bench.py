@@ -103,15 +103,50 @@ def remove_heading(root_orient: np.ndarray) -> np.ndarray:
     return (Rotation.from_rotvec(np.outer(-yaw, [0.0, 1.0, 0.0])) * R).as_rotvec().astype(np.float32)
 
 
-def heldout_poses(n: int, work: Path, seed: int = 0, every: int = 15, offset: int = 0) -> dict:
-    """``n`` held-out poses: dict(poses (n,63), root_orient (n,3) heading removed, source str, clips list)."""
-    rng = np.random.default_rng(seed)
+def _matching_dataset(weights_build: str | None):  # noqa: ANN202
+    """The prepared dataset when it is the very build the weights were trained on (same split), else None."""
     try:
         from backend.data.dataset import load_dataset
 
         ds = load_dataset()
+    except Exception:  # noqa: BLE001
+        return None
+    meta = getattr(ds, "meta", None) or {}
+    return ds if weights_build and meta.get("hash") == weights_build else None
+
+
+def _cmu_clips(work: Path, split_name: str, every: int, offset: int = 0) -> tuple[list, list]:
+    cache = work / f"cmu_{split_name}_{every}_{offset}.npz"
+    if cache.exists():
+        d = np.load(cache, allow_pickle=False)
+        return list(zip(d["poses"], d["root_orient"])), [str(n) for n in d["names"]]
+    root = _unpack_cmu(work)
+    clips = cmu_clip_names(root)
+    split = cmu_split([c for c, _ in clips])
+    P, R, names = [], [], []
+    for name, f in clips:
+        if split[name] == split_name:
+            bp, ro = _retarget(f, name)
+            P.append(bp[offset::every])
+            R.append(ro[offset::every])
+            names.append(name)
+    P, R = np.concatenate(P), np.concatenate(R)
+    np.savez(cache, poses=P, root_orient=R, names=np.array(names))
+    return list(zip(P, R)), names
+
+
+def heldout_poses(n: int, work: Path, seed: int = 0, every: int = 15, offset: int = 0,
+                  weights_build: str | None = None) -> dict:
+    """``n`` poses the weights never saw: dict(poses (n,63), root_orient (n,3) heading removed, source, clips).
+
+    The prepared dataset's val split is used only when it is the weights' own build (``weights_build``,
+    the hash in the checkpoint provenance); a newer build may split differently, so otherwise the CMU DAZ
+    clips that the weights' build held out are read from the archive.
+    """
+    rng = np.random.default_rng(seed)
+    ds = _matching_dataset(weights_build)
+    if ds is not None:
         mask = np.zeros(len(ds.poses), bool)
-        ro = []
         for c in range(len(ds.clip_names)):
             if ds.clip_split[c] == "val":
                 s, e = int(ds.clip_starts[c]), int(ds.clip_starts[c + 1])
@@ -119,46 +154,24 @@ def heldout_poses(n: int, work: Path, seed: int = 0, every: int = 15, offset: in
         idx = np.nonzero(mask)[0]
         pick = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
         return {"poses": ds.poses[pick], "root_orient": remove_heading(ds.root_orient[pick]),
-                "source": "prepared dataset, val split", "clips": sorted({str(ds.clip_names[c]) for c in range(len(ds.clip_names)) if ds.clip_split[c] == "val"})}
-    except Exception:  # noqa: BLE001  no prepared dataset: the CMU clips the weights held out
-        pass
-    root = _unpack_cmu(work)
-    clips = cmu_clip_names(root)
-    split = cmu_split([c for c, _ in clips])
-    P, R = [], []
-    names = []
-    for name, f in clips:
-        if split[name] != "val":
-            continue
-        bp, ro = _retarget(f, name)
-        P.append(bp[offset::every])
-        R.append(ro[offset::every])
-        names.append(name)
-    P, R = np.concatenate(P), np.concatenate(R)
+                "source": "prepared dataset (the weights' build), val split",
+                "clips": sorted({str(ds.clip_names[c]) for c in range(len(ds.clip_names)) if ds.clip_split[c] == "val"})}
+    rows, names = _cmu_clips(work, "val", every, offset)
+    P = np.stack([r[0] for r in rows])
+    R = np.stack([r[1] for r in rows])
     pick = np.sort(rng.choice(len(P), size=min(n, len(P)), replace=False))
     return {"poses": P[pick], "root_orient": remove_heading(R[pick]),
-            "source": "CMU DAZ val clips of the shipped weights' build (retargeted)", "clips": names}
+            "source": "CMU DAZ clips held out by the shipped weights' build (retargeted)", "clips": names}
 
 
-def gaussian_train_poses(work: Path, every: int = 4) -> tuple[np.ndarray, str]:
-    """Training poses for the Gaussian baseline: the dataset's train split when built, else the 96
-    CMU DAZ train clips (every 4th frame)."""
-    try:
-        from backend.data.dataset import load_dataset
-
-        return load_dataset().train_poses(), "prepared dataset, train split"
-    except Exception:  # noqa: BLE001
-        pass
-    cache = work / "gaussian_train_poses.npy"
-    if cache.exists():
-        return np.load(cache), "CMU DAZ train clips (every 4th frame at 30 fps)"
-    root = _unpack_cmu(work)
-    clips = cmu_clip_names(root)
-    split = cmu_split([c for c, _ in clips])
-    P = [_retarget(f, name)[0][::every] for name, f in clips if split[name] == "train"]
-    out = np.concatenate(P)
-    np.save(cache, out)
-    return out, "CMU DAZ train clips (every 4th frame at 30 fps)"
+def gaussian_train_poses(work: Path, every: int = 4, weights_build: str | None = None) -> tuple[np.ndarray, str]:
+    """Training poses for the Gaussian baseline: the weights' own build's train split when it is the
+    prepared dataset, else the CMU DAZ train clips of that build (every 4th frame)."""
+    ds = _matching_dataset(weights_build)
+    if ds is not None:
+        return ds.train_poses(), "prepared dataset (the weights' build), train split"
+    rows, _ = _cmu_clips(work, "train", every)
+    return np.stack([r[0] for r in rows]), "CMU DAZ train clips of the weights' build (every 4th frame at 30 fps)"
 
 
 # ---------------------------------------------------------------------------------------- renders
@@ -244,7 +257,7 @@ def score_fit(res, truth: dict) -> dict:  # noqa: ANN001
     pa = [procrustes_error(j, gt) for j in Jf]
     mp = [pelvis_error(j, gt) for j in Jf]
     return {"pa": pa[0], "mpjpe": mp[0], "pa_oracle": min(pa), "mpjpe_oracle": min(mp),
-            "init": res.init[0], "seconds": res.seconds}
+            "init": res.init[0], "seconds": res.seconds, "cpu_seconds": res.extra.get("cpu_seconds", float("nan"))}
 
 
 # ---------------------------------------------------------------------------------------- runs
@@ -289,7 +302,7 @@ def summarise(rows: dict) -> dict:
     for m, r in rows.items():
         if not r:
             continue
-        s[m] = {k: float(np.mean([x[k] for x in r])) for k in ("pa", "mpjpe", "pa_oracle", "mpjpe_oracle", "seconds")}
+        s[m] = {k: float(np.mean([x[k] for x in r])) for k in ("pa", "mpjpe", "pa_oracle", "mpjpe_oracle", "seconds", "cpu_seconds")}
         s[m]["median_pa"] = float(np.median([x["pa"] for x in r]))
         s[m]["n"] = len(r)
     return s
@@ -352,11 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     prior = PosePrior.load(args.weights)
     t0 = time.time()
-    train, train_src = gaussian_train_poses(work)
+    build = ((prior.checkpoint.provenance or {}).get("data", {}).get("build", {}) or {}).get("hash") \
+        if prior.checkpoint is not None else None
+    train, train_src = gaussian_train_poses(work, weights_build=build)
     gaussian = GaussianPrior.fit(train)
     print(f"Gaussian prior: {len(train)} training poses ({train_src}) [{time.time() - t0:.0f}s]")
-    test = heldout_poses(args.poses, work, seed=0, offset=0)
-    tune_set = heldout_poses(args.tune_poses, work, seed=1, offset=7) if args.tune_poses else None
+    test = heldout_poses(args.poses, work, seed=0, offset=0, weights_build=build)
+    tune_set = heldout_poses(args.tune_poses, work, seed=1, offset=7, weights_build=build) if args.tune_poses else None
     print(f"held-out poses: {len(test['poses'])} from {test['source']}: {', '.join(test['clips'])}")
     results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} CPU(s), torch {torch.__version__} "
                                 f"threads {torch.get_num_threads()}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -98,7 +98,9 @@ class FitConfig:
     t_min: float = 0.02
     w_3d: float = 0.0
     gm_sigma_3d: float = 0.1      # metres
-    rank_prior: float = 0.02      # ranking: data loss + rank_prior * prior score
+    rank_prior: float = 0.02      # ranking: data loss + rank_prior * prior score (+ rank_swap if labels swapped)
+    rank_swap: float = 0.05       # trust the detector's left/right labels: a full-body depth flip with swapped
+                                  # labels reprojects (almost) exactly like the original, so 2D cannot tell them apart
     focal: float | None = None    # pixels; None -> 50 mm full-frame equivalent of the longer side
     min_depth: float = 0.3
 
@@ -235,6 +237,7 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
     pass the skeleton of an SMPL model file to fit that body's proportions).
     """
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     cfg = config or FitConfig()
     if cfg.prior not in PRIOR_KINDS:
         raise ValueError(f"prior must be one of {', '.join(PRIOR_KINDS)}, got {cfg.prior!r}")
@@ -373,7 +376,8 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
                 ps = gaussian.energy(pose)  # type: ignore[union-attr]
             else:
                 ps = torch.zeros(B, device=dev)
-            rank = dl + cfg.rank_prior * ps
+            swapped = torch.as_tensor([float(p[2]) for p in plan], device=dev)
+            rank = dl + cfg.rank_prior * ps + cfg.rank_swap * swapped
             R = R0_t @ axis_angle_to_matrix(dR)
             root_cam = matrix_to_axis_angle(R)
             root_world = matrix_to_axis_angle(torch.as_tensor(CAM_TO_WORLD, dtype=torch.float32, device=dev) @ R)
@@ -391,7 +395,8 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
                      prior_score=pick(ps), scores=pick(rank),
                      labels_swapped=np.array([plan[i][2] for i in order], dtype=bool),
                      init=[plan[i][0] for i in order], keypoints=keypoints.as_array(),
-                     seconds=time.perf_counter() - t_start)
+                     seconds=time.perf_counter() - t_start,
+                     extra={"cpu_seconds": time.process_time() - cpu_start})
 
 
 def fk_camera_joints(poses: np.ndarray, root_orient_cam: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:

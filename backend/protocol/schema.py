@@ -76,9 +76,11 @@ WEIGHTS_INVALID = "weights_invalid"  # weights file exists but is not a usable c
 CANCELLED = "cancelled"          # the request was cancelled (queued or running)
 OUT_OF_MEMORY = "out_of_memory"  # CPU or GPU memory ran out during this request
 INTERNAL = "internal"            # a bug: the traceback is in the server log
+FEATURE_UNAVAILABLE = "feature_unavailable"  # an optional feature lacks its dependency (message: how to install it)
 
 ERROR_CODES: frozenset[str] = frozenset(
-    {BAD_REQUEST, BAD_INPUT, WEIGHTS_MISSING, WEIGHTS_INVALID, CANCELLED, OUT_OF_MEMORY, INTERNAL})
+    {BAD_REQUEST, BAD_INPUT, WEIGHTS_MISSING, WEIGHTS_INVALID, CANCELLED, OUT_OF_MEMORY, INTERNAL,
+     FEATURE_UNAVAILABLE})
 
 SAMPLERS = ("ddim", "em", "ode")
 EASES = ("linear", "ease_in_out", "ease_in", "ease_out")
@@ -872,6 +874,23 @@ class ReadAmassRequest(Request):
 
 
 @dataclass(kw_only=True)
+class FitImageRequest(Request):
+    """Pose from a photo: fit ``n_hypotheses`` ranked SMPL poses to the person in the image at ``path``
+    (PNG, JPEG, WebP or BMP, checked by content). Needs mediapipe in the backend (hello
+    ``features.fit_image.available``); without it the answer is ``feature_unavailable``.
+    ``smpl_model``: optional SMPL model file whose skeleton is fitted; ``focal_px``: the camera's focal
+    length in pixels (null: a 50 mm full-frame equivalent)."""
+
+    TYPE: ClassVar[str] = "fit_image"
+    NEEDS_WEIGHTS: ClassVar[bool] = True
+    path: str = _spec(_str_parser())
+    n_hypotheses: int = _int_field(1, 32, default=4)
+    smpl_model: str | None = _spec(_optional(_str_parser()), default=None)
+    focal_px: float | None = _float_field(1.0, 1e6, default=None, optional=True)
+    seed: int | None = _seed_field()
+
+
+@dataclass(kw_only=True)
 class CancelRequest(Request):
     """Cancel request ``target``: a queued one is dropped, a running one stops within one step."""
 
@@ -900,7 +919,7 @@ REQUEST_TYPES: dict[str, type[Request]] = {
     cls.TYPE: cls for cls in (
         HelloRequest, LoadRequest, SampleRequest, VariationsRequest, InbetweenRequest, CompleteRequest,
         DenoiseRequest, ScoreRequest, RetargetBvhRequest, ReadAmassRequest, CancelRequest, PingRequest,
-        ShutdownRequest)
+        ShutdownRequest, FitImageRequest)
 }
 """Every request type by its wire ``type``."""
 
@@ -985,6 +1004,9 @@ class Hello(Message):
                                      doc="the 21 body joint names (SMPL joints 1..21) in pose order")
     pid: int = _spec(_int_parser(0, 2**31), default=0)
     requests: list | None = _spec(_optional(_names_parser), default=None, doc="request types served")
+    features: dict | None = _spec(_optional(_dict_parser), default=None,
+                                  doc='optional features: {"fit_image": {"available": bool, "message": str}} '
+                                      '(message: the install hint when unavailable)')
 
 
 @dataclass(kw_only=True)
@@ -1151,11 +1173,41 @@ class ShutdownResult(ResultData):
     """Empty: the server exits after sending it."""
 
 
+@dataclass(kw_only=True)
+class FitImageResult(ResultData):
+    """``fit_image``: H hypotheses, best first (K = 21 keypoints, see ``keypoint_names``).
+
+    poses (H, 63); root_orient (H, 3) in the SMPL world frame of a camera on +Z looking towards -Z
+    (a person facing the camera gets about the identity); root_orient_cam / cam_t (H, 3): OpenCV camera
+    frame (x right, y down, z forward) with ``focal_px`` and the principal point at the image centre;
+    scores (H,) ranking value, lower is better (data_loss + weight * prior_score); projected (H, K, 2)
+    fitted keypoints in pixels; keypoints (K, 3) the detections (x px, y px, confidence);
+    labels_swapped (H,) 1.0 where the hypothesis reads the detector's left/right labels swapped;
+    init: each hypothesis's start; image_size [w, h]; seconds: detection + fit time."""
+
+    poses: Any = _result_array((None, POSE_DIM))
+    root_orient: Any = _result_array((None, 3))
+    root_orient_cam: Any = _result_array((None, 3))
+    cam_t: Any = _result_array((None, 3))
+    scores: Any = _result_array((None,))
+    data_loss: Any = _result_array((None,), optional=True)
+    prior_score: Any = _result_array((None,), optional=True)
+    projected: Any = _result_array((None, None, 2), optional=True)
+    keypoints: Any = _result_array((None, 3))
+    keypoint_names: list | None = _spec(_optional(_names_parser), default=None)
+    labels_swapped: Any = _result_array((None,), optional=True)
+    init: list | None = _spec(_optional(_names_parser), default=None)
+    focal_px: float = _spec(_lenient_float)
+    image_size: list | None = _spec(_optional(_any), default=None)
+    seconds: float | None = _spec(_optional(_lenient_float), default=None)
+
+
 RESULT_TYPES: dict[str, type[Message]] = {
     "hello": HelloResult, "load": LoadResult, "sample": PosesResult, "variations": PosesResult,
     "inbetween": InbetweenResult, "complete": CompleteResult, "denoise": DenoiseResult,
     "score": ScoreResult, "retarget_bvh": MotionResult, "read_amass": MotionResult,
     "cancel": CancelResult, "ping": PingResult, "shutdown": ShutdownResult,
+    "fit_image": FitImageResult,
 }
 """The typed result payload of each request type."""
 
@@ -1192,7 +1244,7 @@ def encode_result(request_type: str, values: Mapping[str, Any]) -> dict[str, Any
 __all__ = [
     "PROTOCOL_VERSION", "INLINE_MAX", "MAX_LINE_BYTES", "MAX_ARRAY_ELEMENTS", "ERROR_CODES",
     "BAD_REQUEST", "BAD_INPUT", "WEIGHTS_MISSING", "WEIGHTS_INVALID", "CANCELLED", "OUT_OF_MEMORY",
-    "INTERNAL", "ProtocolError", "Array", "encode_array", "decode_array", "protocol_major",
+    "INTERNAL", "FEATURE_UNAVAILABLE", "ProtocolError", "Array", "encode_array", "decode_array", "protocol_major",
     "MAX_ROTATION_RAD", "MAX_POSITION_M", "MAX_MESSAGE_CHARS", "MAX_COMPLETE_ROWS", "MAX_INBETWEEN_FRAMES",
     "MAX_DENOISE_FRAMES", "clip", "allow_array_files", "disallow_array_files",
     "check_protocol", "Message", "Request", "REQUEST_TYPES", "parse_request", "make_request",
