@@ -60,7 +60,7 @@ MAX_POSITION_M = 10_000.0
 MAX_MESSAGE_CHARS = 1000
 """Error messages are cut to this many characters; echoed input is cut much shorter (:func:`clip`)."""
 
-MAX_COMPLETE_ROWS = 200_000
+MAX_COMPLETE_ROWS = 50_000
 """``complete``: poses x hypotheses handled in one request (memory: ~2 kB per row plus the result)."""
 
 MAX_INBETWEEN_FRAMES = 200_000

@@ -14,6 +14,15 @@ Crashes: when the server dies, every pending request fails with :class:`BackendC
 sentence with the exit status, the last stderr lines and the log path). The next request starts a
 fresh server; if that one crashes too before any request succeeded, the client stops restarting
 and raises until :meth:`BackendClient.restart` is called.
+
+Liveness: while a request is pending, a **liveness** thread pings a server that has been silent
+for ``liveness_interval`` seconds; one that answers nothing at all (no progress, no pong) for
+``liveness_timeout`` seconds (stopped with SIGSTOP, hung in C code) is killed and reported as a
+crash, so a ``result()`` without a timeout cannot wait forever.
+
+Each server runs with ``-B`` / ``PYTHONDONTWRITEBYTECODE=1`` (no ``.pyc`` files in the installed
+extension) in a private per-session temp folder as its working directory; the same folder is its
+``--array-dir``, the only place ``{"$array": ..., "file": ...}`` arrays are read from.
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ import itertools
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -46,6 +57,11 @@ TIMEOUT = "timeout"
 
 ProgressCallback = Callable[[float, str], None]
 DIRECT_WRITE_MAX = 16 * 1024
+CONTROL_TYPES = frozenset({"hello", "ping", "cancel", "shutdown"})
+LIVENESS_INTERVAL_S = 5.0
+"""A server silent this long while a request is pending gets a ``ping``."""
+LIVENESS_TIMEOUT_S = 30.0
+"""A server silent this long while a request is pending (no progress, no pong) is killed as hung."""
 
 
 class BackendError(RuntimeError):
@@ -181,8 +197,12 @@ class RequestFuture:
 class _Session:
     """One server process with its threads and pending requests."""
 
-    def __init__(self, client: "BackendClient", argv: list[str], env: dict[str, str], cwd: str) -> None:
+    def __init__(self, client: "BackendClient", argv: list[str], env: dict[str, str], cwd: str,
+                 work_dir: str | None = None) -> None:
         self.client = client
+        self.work_dir = work_dir             # private temp folder (cwd + --array-dir); removed at the end
+        self.last_heard = time.monotonic()   # last line from the server, or the last request sent
+        self.unresponsive = False            # set by the liveness thread before it kills the server
         self.pending: dict[int, RequestFuture] = {}
         self.lock = threading.Lock()
         self.hello: dict | None = None
@@ -203,7 +223,7 @@ class _Session:
         self.started_at = time.monotonic()
         self.threads = {name: threading.Thread(target=target, name=f"dposer-client-{name}", daemon=True)
                         for target, name in ((self._stderr_loop, "stderr"), (self._write_loop, "writer"),
-                                             (self._read_loop, "reader"))}
+                                             (self._liveness_loop, "liveness"), (self._read_loop, "reader"))}
         # the reader starts last: when the server dies at once, its _on_exit joins the stderr thread
         for t in self.threads.values():
             t.start()
@@ -268,6 +288,7 @@ class _Session:
         assert self.proc.stdout is not None
         try:
             for raw in iter(self.proc.stdout.readline, b""):
+                self.last_heard = time.monotonic()
                 try:
                     self._handle(raw)
                 except Exception:  # noqa: BLE001  a bad line must not kill the reader
@@ -306,7 +327,8 @@ class _Session:
                 fut._finish(error=BackendError(S.INTERNAL, f"the backend's {fut.type} result is malformed: "
                                                            f"{exc.message}", fut.type, rid))
                 return
-            self.client._crashes = 0
+            if fut.type not in CONTROL_TYPES:  # a hello or pong does not prove the server can work
+                self.client._crashes = 0
             run_ms = msg.get("run_ms")
             fut.server_run_ms = float(run_ms) if isinstance(run_ms, (int, float)) else None
             fut._finish(result=res)
@@ -328,10 +350,49 @@ class _Session:
             err = self.failure
         else:
             self.client._crashes += 1
-            err = BackendCrashed(CRASHED, self.client._crash_message(self, code))
+            err = BackendCrashed(CRASHED, self.client._crash_message(self, code, self.busy_request()))
             log.error("%s", err.message)
         self.fail(err)
         self.out_queue.put(None)
+        self.remove_work_dir()
+
+    def busy_request(self) -> str | None:
+        """"denoise request 7" for the oldest pending non-control request (the running one), else None."""
+        with self.lock:
+            busy = sorted((f for f in self.pending.values() if f.type not in CONTROL_TYPES), key=lambda f: f.id)
+        if not busy:
+            return None
+        more = f" (and {len(busy) - 1} more queued)" if len(busy) > 1 else ""
+        return f"{busy[0].type} request {busy[0].id}{more}"
+
+    def remove_work_dir(self) -> None:
+        """Delete the private temp folder (after the process is gone)."""
+        if self.work_dir and self.proc.poll() is not None:
+            self.client._unregister_array_dir(self.work_dir)
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
+
+    def _liveness_loop(self) -> None:
+        """Ping a silent server while requests are pending; kill one that stays silent (SIGSTOP, hang)."""
+        c = self.client
+        last_ping = 0.0
+        while self.proc.poll() is None and self.failure is None and not self.closing:
+            time.sleep(max(0.05, min(c.liveness_interval, c.liveness_timeout) / 4))
+            if self.hello is None or self.busy_request() is None:
+                continue
+            now = time.monotonic()
+            silent = now - self.last_heard
+            if silent > c.liveness_timeout:
+                self.unresponsive = True
+                log.error("the backend (pid %s) answered nothing for %.1f s; killing it", self.proc.pid, silent)
+                try:
+                    self.proc.kill()  # SIGKILL also ends a stopped (SIGSTOP) process
+                except OSError:
+                    pass
+                return
+            if silent > c.liveness_interval and now - last_ping > c.liveness_interval:
+                last_ping = now
+                c._send_control(self, "ping")
 
     # -- control -------------------------------------------------------------------------------
     def fail(self, err: BackendError) -> None:
@@ -342,11 +403,7 @@ class _Session:
         with self.lock:
             futures, self.pending = list(self.pending.values()), {}
         for fut in futures:
-            e = type(err)(err.code, err.message, fut.type, fut.id)
-            if isinstance(err, BackendCrashed):
-                e = BackendCrashed(err.code, err.message.replace("{request}", f"{fut.type} request {fut.id}"),
-                                   fut.type, fut.id)
-            fut._finish(error=e)
+            fut._finish(error=type(err)(err.code, err.message, fut.type, fut.id))
 
     def send(self, fut: RequestFuture, line: bytes) -> None:
         """Register ``fut`` as pending and send its line (raises the session's failure if any)."""
@@ -354,6 +411,8 @@ class _Session:
             if self.failure is not None:
                 raise self.failure
             self.pending[fut.id] = fut
+            if fut.type not in CONTROL_TYPES:
+                self.last_heard = max(self.last_heard, time.monotonic())
         self.write(line)
 
     def terminate(self, grace: float = 2.0) -> None:
@@ -368,6 +427,7 @@ class _Session:
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 pass
+        self.remove_work_dir()
 
 
 _clients: "weakref.WeakSet[BackendClient]" = weakref.WeakSet()
@@ -393,6 +453,8 @@ class BackendClient:
         numpy: return result arrays as numpy (True) or as ``schema.Array`` (False).
         server_args: extra command-line arguments for ``python -m backend.server``.
         env: extra environment variables for the server.
+        liveness_interval / liveness_timeout: while a request is pending, ping a server silent for
+            ``liveness_interval`` s, and kill one silent for ``liveness_timeout`` s (see the module doc).
 
     Nothing starts until the first request (or :meth:`start`). Never call it from a UI draw
     callback: starting runs a process and may take seconds (torch import).
@@ -400,9 +462,14 @@ class BackendClient:
 
     def __init__(self, python: str | None = None, *, weights: str | None = None, device: str = "auto",
                  log_path: str | None = None, numpy: bool = True, server_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, liveness_interval: float = LIVENESS_INTERVAL_S,
+                 liveness_timeout: float = LIVENESS_TIMEOUT_S) -> None:
         if device not in S.DEVICES:
             raise ValueError(f"device must be one of {S.DEVICES}, got {device!r}")
+        if not 0 < liveness_interval <= liveness_timeout:
+            raise ValueError("need 0 < liveness_interval <= liveness_timeout")
+        self.liveness_interval = float(liveness_interval)
+        self.liveness_timeout = float(liveness_timeout)
         self.python = python
         self.weights = weights
         self.device = device
@@ -468,8 +535,22 @@ class BackendClient:
         s = self._session
         return list(s.stderr_tail) if s is not None else []
 
+    @property
+    def array_dir(self) -> str | None:
+        """The running session's private temp folder: arrays written there with
+        ``schema.Array.to_file`` may be sent as ``{"$array": ..., "file": ...}`` (None: not started)."""
+        s = self._session
+        return s.work_dir if s is not None and s.alive else None
+
+    def _unregister_array_dir(self, folder: str) -> None:
+        try:
+            S.disallow_array_files(folder)
+        except Exception:  # noqa: BLE001  an older schema without array folders
+            pass
+
     def _argv(self, python: str) -> list[str]:
-        argv = [python, "-m", "backend.server", "--device", self.device, "--parent-pid", str(os.getpid())]
+        # -B: never write .pyc files (into the installed extension's backend/ folder above all)
+        argv = [python, "-B", "-m", "backend.server", "--device", self.device, "--parent-pid", str(os.getpid())]
         if self.weights:
             argv += ["--weights", str(self.weights)]
         if self.log_path:
@@ -499,13 +580,26 @@ class BackendClient:
                 raise BackendUnavailable(UNAVAILABLE, str(exc)) from None
             root = backend_root()
             env = clean_env()
-            env.update({"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"})
+            env.update({"PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
+                        "PYTHONDONTWRITEBYTECODE": "1"})
             env.update(self.extra_env)
-            argv = self._argv(py)  # type: ignore[arg-type]
+            # A private working folder outside the extension (nothing the server or a library writes
+            # to its cwd lands in the installed add-on); it is also the only --array-dir.
+            try:
+                work = tempfile.mkdtemp(prefix="dposer-backend-")
+            except OSError as exc:
+                raise BackendUnavailable(UNAVAILABLE, f"cannot create a temporary folder for the backend: {exc}") from None
+            argv = self._argv(py) + ["--array-dir", work]  # type: ignore[arg-type]
             log.info("starting backend: %s", " ".join(argv))
             try:
-                s = _Session(self, argv, env, str(root))
+                S.allow_array_files(work)  # the client validates file arrays like the server
+            except Exception:  # noqa: BLE001
+                pass
+            try:
+                s = _Session(self, argv, env, work, work_dir=work)
             except OSError as exc:
+                self._unregister_array_dir(work)
+                shutil.rmtree(work, ignore_errors=True)
                 raise BackendUnavailable(UNAVAILABLE, f"cannot start the backend with {py}: {exc}") from None
             self._session = s
             # Introduce ourselves: the server checks our protocol major version.
@@ -535,8 +629,11 @@ class BackendClient:
             base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
         return os.path.join(base, "dposer", "server.log")
 
-    def _crash_message(self, s: _Session, code: int | None) -> str:
-        if code is None:
+    def _crash_message(self, s: _Session, code: int | None, busy: str | None = None) -> str:
+        if s.unresponsive:
+            how = (f"stopped responding (no reply, not even to a ping, for {self.liveness_timeout:g} s: it was "
+                   "suspended or hung) and was stopped")
+        elif code is None:
             how = "stopped responding"
         elif code < 0:
             try:
@@ -545,7 +642,10 @@ class BackendClient:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
-        when = "while running {request}" if s.hello is not None else "before it finished starting"
+        if s.hello is None:
+            when = "before it finished starting"
+        else:
+            when = f"while running {busy}" if busy else "while idle"
         tail = [ln for ln in s.stderr_tail if ln.strip()][-5:]
         detail = f" Last output: {' | '.join(tail)[-600:]}." if tail else ""
         again = ("It will be restarted on the next request." if self._crashes < 2 else
@@ -633,9 +733,13 @@ class BackendClient:
         s = self._session
         if s is None or not s.alive:
             return
-        fut = RequestFuture(self, next(self._ids), "cancel")
+        self._send_control(s, "cancel", target=target)
+
+    def _send_control(self, s: _Session, kind: str, **params: Any) -> None:
+        """Send a control request (cancel / ping) on session ``s``, nobody waiting for its reply."""
+        fut = RequestFuture(self, next(self._ids), kind)
         try:
-            s.send(fut, S.CancelRequest(id=fut.id, target=target).to_line())
+            s.send(fut, S.make_request(kind, fut.id, **params).to_line())
         except BackendError:
             pass
 
