@@ -322,8 +322,8 @@ def table(summary: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def tune(prior, items, gaussian, grid_dposer=(0.001, 0.002, 0.004, 0.008, 0.016),  # noqa: ANN001
-         grid_gauss=(0.001, 0.003, 0.01, 0.03, 0.1), H: int = 4, log=print) -> dict:  # noqa: ANN001
+def tune(prior, items, gaussian, grid_dposer=(0.004, 0.015, 0.05, 0.15),  # noqa: ANN001
+         grid_gauss=(0.003, 0.01, 0.03, 0.1), H: int = 4, log=print) -> dict:  # noqa: ANN001
     """Prior weights per method by mean PA-MPJPE on the tuning items (separate poses)."""
     from backend.photo.fit import FitConfig
 
@@ -385,11 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     if tune_set is not None:
         trec = render(tune_set["poses"], tune_set["root_orient"], work / "renders_tune", args.views)
         titems = []
-        rng = np.random.default_rng(5)
         for k in range(len(trec["files"])):
             tt = camera_truth(trec, k, tune_set["poses"][int(trec["pose_index"][k])])
-            titems.append((synthetic_keypoints(tt, 5.0, rng), tt))
-        print(f"tuning prior weights on {len(titems)} separate images (GT 2D + 5 px noise) ...")
+            try:
+                titems.append((detect_keypoints(read_image_rgb(work / "renders_tune" / str(trec["files"][k]))), tt))
+            except ValueError:
+                pass
+        print(f"tuning prior weights on {len(titems)} renders of other held-out poses (mediapipe keypoints) ...")
         tuned = tune(prior, titems, gaussian, H=args.hypotheses)
         results["tuned"] = tuned
     configs = method_configs(tuned)

@@ -87,8 +87,8 @@ class FitConfig:
     """Weights and schedule of the fit (defaults: the tuned DPoser setting, see docs/results_issue13.md)."""
 
     prior: str = "dposer"
-    init_steps: int = 30
-    steps: int = 150
+    init_steps: int = 20
+    steps: int = 100
     lr_pose: float = 0.08
     lr_global: float = 0.03
     gm_sigma: float = 0.04        # Geman-McClure scale, in units of the person's 2D height
