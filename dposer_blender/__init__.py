@@ -20,7 +20,9 @@ backend runs as a subprocess. Submodules:
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import sys
+from typing import Callable, Iterator
 
 #: Classes registered by :func:`register`, in registration order (filled by the UI modules).
 CLASSES: list[type] = []
@@ -50,8 +52,32 @@ def user_dir(create: bool = True) -> str:
         return path
 
 
+@contextlib.contextmanager
+def no_bytecode() -> Iterator[None]:
+    """Import without writing ``__pycache__`` into the extension's folder (restores the global flag)."""
+    old = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = old
+
+
+def _import_all() -> None:
+    """Import every module of the extension now, without bytecode (none is imported later by a lazy
+    ``import``, which would write a ``.pyc`` next to it). The bundled ``backend`` is not imported."""
+    import importlib
+    import pkgutil
+
+    with no_bytecode():
+        for info in pkgutil.walk_packages(__path__, prefix=__name__ + "."):
+            if not info.name.startswith(__name__ + ".backend"):
+                importlib.import_module(info.name)
+
+
 def _ui_parts() -> tuple[list[type], list[tuple[Callable[[], None], Callable[[], None]]]]:
     """Classes and hooks of the UI modules (imported here, not at package import: they need bpy)."""
+    _import_all()
     from . import operators, panel, preferences, runtime
 
     classes = [*preferences.CLASSES, *operators.CLASSES, *panel.CLASSES]

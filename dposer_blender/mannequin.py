@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import itertools
+
 import numpy as np
 
 from .pose_convert import smpl_points_to_blender
@@ -296,8 +298,16 @@ def _link_mesh_object(armature_obj: Any, name: str, verts_b: np.ndarray, faces: 
     import bpy
 
     mesh = bpy.data.meshes.new(name)
-    faces_l = [tuple(int(i) for i in f) for f in faces]
-    mesh.from_pydata(verts_b.astype(np.float64).tolist(), [], faces_l)
+    # bulk build (foreach_set) instead of from_pydata: the Python lists cost ~0.3 s per mannequin
+    sizes = np.fromiter((len(f) for f in faces), dtype=np.int64, count=len(faces))
+    flat = np.fromiter(itertools.chain.from_iterable(faces), dtype=np.int32, count=int(sizes.sum()))
+    mesh.vertices.add(len(verts_b))
+    mesh.vertices.foreach_set("co", np.asarray(verts_b, dtype=np.float32).ravel())
+    mesh.loops.add(len(flat))
+    mesh.loops.foreach_set("vertex_index", flat)
+    mesh.polygons.add(len(sizes))
+    mesh.polygons.foreach_set("loop_start", np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32))
+    mesh.update(calc_edges=True)
     mesh.validate(clean_customdata=False)
     mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
     mesh.update()

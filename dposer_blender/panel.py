@@ -20,9 +20,12 @@ from .operators._base import resolve_ghost
 
 class DPoserSceneSettings(bpy.types.PropertyGroup):
     n: IntProperty(name="Count", default=6, min=1, max=64)
-    seed: IntProperty(name="Seed", description="-1: random each time", default=-1, min=-1)
+    random_seed: BoolProperty(name="Random", description="A new random seed each time (off: a fixed seed, "
+                              "the same poses again)", default=True)
+    seed: IntProperty(name="Seed", description="The fixed random seed", default=0, min=0)
     sampler: EnumProperty(name="Sampler", items=_sample.SAMPLERS, default="ddim")
-    steps: IntProperty(name="Steps", description="0: the sampler's default", default=0, min=0, max=5000)
+    auto_steps: BoolProperty(name="Auto Steps", description="The sampler's own number of steps", default=True)
+    steps: IntProperty(name="Steps", description="Sampler steps", default=10, min=1, max=5000)
     strength: FloatProperty(name="Strength", default=0.3, min=0.01, max=1.0, subtype='FACTOR')
     candidate: IntProperty(name="Candidate", description="Candidate to apply", default=1, min=1)
     use_auto_range: BoolProperty(name="Auto A/B", description="Previous/next keyframe around the current frame",
@@ -53,7 +56,36 @@ class _DPoserSubPanel(_DPoserPanel):
     bl_parent_id = "VIEW3D_PT_dposer"
 
 
+def wrapped_label(layout: Any, context: Any, text: str, icon: str = 'NONE') -> None:
+    """``text`` as one or more labels that fit the region's width (a label never gets cut off)."""
+    region = getattr(context, "region", None)
+    scale = getattr(getattr(context.preferences, "view", None), "ui_scale", 1.0) if hasattr(context, "preferences") \
+        else 1.0
+    width = int(getattr(region, "width", 0) or 0)
+    chars = max(16, int((width - (52 if icon != 'NONE' else 30)) / (6.8 * scale))) if width else 1000
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > chars:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    lines.append(line)
+    col = layout.column(align=True)
+    for i, ln in enumerate(lines):
+        col.label(text=ln, icon=icon if i == 0 else 'BLANK1' if icon != 'NONE' else 'NONE')
+
+
+def progress_text(prog: Any) -> str:
+    """'Denoising 42%', with the backend's message when it says more than the label (e.g. 'step 4/10')."""
+    msg = (prog.message or "").strip()
+    informative = bool(msg) and (any(ch.isdigit() for ch in msg) or " " in msg)
+    return f"{prog.label} {prog.fraction:.0%}" + (f", {msg}" if informative else "")
+
+
 class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
+    """Backend and character: what every other DPoser panel needs."""
+
     bl_label = "DPoser"
     bl_idname = "VIEW3D_PT_dposer"
 
@@ -62,60 +94,156 @@ class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
         state, text = runtime.status()
         icon = {"READY": 'CHECKMARK', "ERROR": 'ERROR', "STARTING": 'SORTTIME'}.get(state, 'RADIOBUT_OFF')
         box = layout.box()
-        box.label(text=text[:120], icon=icon)
+        if state == runtime.READY:
+            hello = runtime.last_hello() or {}
+            box.label(text=f"Ready on {str(hello.get('device', '?')).upper()}", icon=icon)
+            detail = runtime.device_text(hello)
+            wrapped_label(box, context, detail)
+        else:
+            wrapped_label(box, context, text[:300], icon=icon)
         row = box.row(align=True)
         if state in (runtime.NOT_STARTED, runtime.ERROR):
-            row.operator("dposer.backend_start", icon='PLAY')
+            row.operator("dposer.backend_start", text="Start", icon='PLAY')
         else:
-            row.operator("dposer.backend_stop", icon='PAUSE')
+            row.operator("dposer.backend_stop", text="Stop", icon='PAUSE')
         prog = runtime.progress()
         if prog is not None:
-            label = f"{prog.label} {prog.fraction:.0%}" + (f" {prog.message}" if prog.message else "")
+            label = progress_text(prog)
             if hasattr(box, "progress"):
                 box.progress(factor=prog.fraction, type='BAR', text=label)
             else:
                 box.label(text=label)
             box.label(text="Esc cancels", icon='CANCEL')
-        layout.operator("dposer.add_smpl_armature", icon='OUTLINER_OB_ARMATURE')
+        last = runtime.recent_reports()
+        if last and last[-1][0] == 'ERROR' and prog is None:
+            wrapped_label(box, context, last[-1][1][:300], icon='ERROR')
+        col = layout.column()
+        col.label(text="Character", icon='ARMATURE_DATA')
+        col.operator("dposer.add_smpl_armature", text="Add SMPL Armature", icon='OUTLINER_OB_ARMATURE')
         ok, reason = pc.check_smpl_armature(_target(context))
         if not ok:
-            layout.label(text=reason[:120], icon='INFO')
+            wrapped_label(col, context, reason[:300], icon='INFO')
+        else:
+            col.label(text=_target(context).name, icon='CHECKMARK')
 
 
 def _target(context: Any) -> Any:
     return resolve_ghost(context.active_object)
 
 
-class VIEW3D_PT_dposer_sample(_DPoserSubPanel, bpy.types.Panel):
-    bl_label = "Sample"
+def _seed_steps(layout: Any, s: Any, steps: bool = True) -> None:
+    row = layout.row(align=True)
+    row.prop(s, "random_seed", text="Random Seed", toggle=True)
+    sub = row.row(align=True)
+    sub.enabled = not s.random_seed
+    sub.prop(s, "seed", text="Seed")
+    if steps:
+        row = layout.row(align=True)
+        row.prop(s, "auto_steps", text="Auto Steps", toggle=True)
+        sub = row.row(align=True)
+        sub.enabled = not s.auto_steps
+        sub.prop(s, "steps", text="Steps")
+
+
+def _op_seed(s: Any) -> int:
+    return -1 if s.random_seed else int(s.seed)
+
+
+def _op_steps(s: Any) -> int:
+    return 0 if s.auto_steps else int(s.steps)
+
+
+class VIEW3D_PT_dposer_import(_DPoserSubPanel, bpy.types.Panel):
+    bl_label = "Import"
+
+    def draw(self, context: Any) -> None:
+        self.layout.operator("dposer.import_motion", text="BVH / AMASS…", icon='IMPORT')
+
+
+class VIEW3D_PT_dposer_clean(_DPoserSubPanel, bpy.types.Panel):
+    bl_label = "Clean"
+
+    def draw(self, context: Any) -> None:
+        s = _settings(context)
+        layout = self.layout
+        layout.label(text="Denoise", icon='MOD_SMOOTH')
+        row = layout.row(align=True)
+        row.prop(s, "noise", expand=True)
+        sub = row.row()
+        sub.enabled = s.noise == "MM"
+        sub.prop(s, "noise_mm", text="")
+        layout.prop(s, "use_frame_range", text="Scene Range Only")
+        op = layout.operator("dposer.denoise", text="Denoise to New Action", icon='MOD_SMOOTH')
+        op.noise, op.noise_mm, op.use_frame_range = s.noise, s.noise_mm, s.use_frame_range
+        tgt = _target(context)
+        last = tgt.get("dposer_last_denoise") if tgt is not None else None
+        if last is not None:
+            wrapped_label(layout, context, f"{last['frames_before']} frames cleaned, mean change "
+                                           f"{last['mean_joint_change_mm']:.1f} mm; original in the NLA")
+        layout.separator()
+        layout.label(text="Plausibility", icon='GRAPH')
+        layout.operator("dposer.plausibility", text="Score Every Frame", icon='GRAPH')
+        row = layout.row(align=True)
+        row.prop(s, "worst_count", text="Worst")
+        row.operator("dposer.select_worst_frames", text="Mark", icon='MARKER_HLT').count = s.worst_count
+        if tgt is not None and tgt.type == 'ARMATURE' and _plaus.plausibility_fcurve(tgt) is not None:
+            wrapped_label(layout, context, f'Curve: ["{_plaus.PROP}"] in the Graph Editor', icon='FCURVE')
+
+
+class VIEW3D_PT_dposer_pose(_DPoserSubPanel, bpy.types.Panel):
+    bl_label = "Pose"
 
     def draw(self, context: Any) -> None:
         s = _settings(context)
         layout = self.layout
         col = layout.column(align=True)
         col.prop(s, "n")
-        col.prop(s, "seed")
-        col.prop(s, "sampler")
-        col.prop(s, "steps")
-        op = layout.operator("dposer.sample", icon='OUTLINER_OB_ARMATURE')
-        op.n, op.seed, op.sampler, op.steps = s.n, s.seed, s.sampler, s.steps
+        col.prop(s, "sampler", text="")
+        _seed_steps(layout, s)
         row = layout.row(align=True)
-        row.prop(s, "strength")
+        op = row.operator("dposer.sample", text="Sample", icon='OUTLINER_OB_ARMATURE')
+        op.n, op.seed, op.sampler, op.steps = s.n, _op_seed(s), s.sampler, _op_steps(s)
         op = row.operator("dposer.variations", text="Variations")
-        op.n, op.seed, op.steps, op.strength = s.n, s.seed, s.steps, s.strength
+        op.n, op.seed, op.steps, op.strength = s.n, _op_seed(s), _op_steps(s), s.strength
+        layout.prop(s, "strength", text="Variation Strength")
         tgt = _target(context)
         ghosts = _sample.ghosts_of(tgt) if tgt is not None and tgt.type == 'ARMATURE' else []
         if ghosts:
             box = layout.box()
-            box.label(text=f"{len(ghosts)} candidates: click one in the viewport, or")
+            picked = _sample.ghost_of(context.active_object)
+            if picked is not None:
+                i = int(picked["dposer_ghost_index"])
+                sc = picked.get("dposer_score")
+                box.label(text=f"Picked {i + 1}" + (f", score {sc:.2f}" if sc is not None else ""), icon='RESTRICT_SELECT_OFF')
+                idx = i
+            else:
+                wrapped_label(box, context, f"{len(ghosts)} candidates, best first. Click one, or pick by number:")
+                box.prop(s, "candidate", text="Number")
+                idx = min(s.candidate, len(ghosts)) - 1
             row = box.row(align=True)
-            row.prop(s, "candidate")
-            idx = min(s.candidate, len(ghosts)) - 1
             op = row.operator("dposer.apply_candidate", text="Apply")
             op.index, op.key = idx, False
             op = row.operator("dposer.apply_candidate", text="Apply & Key", icon='KEY_HLT')
             op.index, op.key = idx, True
-            box.operator("dposer.clear_candidates", icon='X')
+            box.operator("dposer.clear_candidates", text="Clear", icon='X')
+        layout.separator()
+        layout.label(text="Complete", icon='MOD_ARMATURE')
+        wrapped_label(layout, context, "Selected and locked bones stay; the rest is filled in.", icon='LOCKED')
+        col = layout.column(align=True)
+        col.prop(s, "hypotheses", text="Hypotheses")
+        col.prop(s, "complete_steps", text="Steps")
+        op = layout.operator("dposer.complete", text="Complete Pose", icon='MOD_ARMATURE')
+        op.hypotheses, op.steps = s.hypotheses, s.complete_steps
+        h = _complete.hypotheses(tgt) if tgt is not None and tgt.get(_complete.PROP) is not None else None
+        if h is not None:
+            row = layout.row(align=True)
+            row.operator("dposer.complete_flip", text="", icon='TRIA_LEFT').direction = -1
+            i = h["index"]
+            row.label(text=f"{i + 1}/{h['count']}  score {h['scores'][i]:.2f}")
+            row.operator("dposer.complete_flip", text="", icon='TRIA_RIGHT').direction = 1
+            row = layout.row(align=True)
+            row.operator("dposer.complete_apply", text="Apply", icon='KEY_HLT')
+            row.operator("dposer.complete_discard", text="Discard", icon='X')
 
 
 class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):
@@ -124,7 +252,7 @@ class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):
     def draw(self, context: Any) -> None:
         s = _settings(context)
         layout = self.layout
-        layout.prop(s, "use_auto_range")
+        layout.prop(s, "use_auto_range", text="Keys Around Current Frame")
         tgt = _target(context)
         if s.use_auto_range:
             a = b = None
@@ -137,78 +265,10 @@ class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):
             row.prop(s, "frame_b")
         layout.prop(s, "ease")
         layout.prop(s, "root", expand=True)
-        op = layout.operator("dposer.inbetween", icon='IPO_EASE_IN_OUT')
+        op = layout.operator("dposer.inbetween", text="In-between", icon='IPO_EASE_IN_OUT')
         op.frame_a = -1 if s.use_auto_range else s.frame_a
         op.frame_b = -1 if s.use_auto_range else s.frame_b
         op.ease, op.root = s.ease, s.root
-
-
-class VIEW3D_PT_dposer_complete(_DPoserSubPanel, bpy.types.Panel):
-    bl_label = "Complete"
-
-    def draw(self, context: Any) -> None:
-        s = _settings(context)
-        layout = self.layout
-        layout.label(text="Selected and rotation-locked bones are kept", icon='LOCKED')
-        row = layout.row(align=True)
-        row.prop(s, "hypotheses")
-        row.prop(s, "complete_steps")
-        op = layout.operator("dposer.complete", icon='MOD_ARMATURE')
-        op.hypotheses, op.steps = s.hypotheses, s.complete_steps
-        tgt = _target(context)
-        h = _complete.hypotheses(tgt) if tgt is not None and tgt.get(_complete.PROP) is not None else None
-        if h is not None:
-            row = layout.row(align=True)
-            row.operator("dposer.complete_flip", text="", icon='TRIA_LEFT').direction = -1
-            i = h["index"]
-            row.label(text=f"{i + 1}/{h['count']}   score {h['scores'][i]:.3f}")
-            row.operator("dposer.complete_flip", text="", icon='TRIA_RIGHT').direction = 1
-            row = layout.row(align=True)
-            row.operator("dposer.complete_apply", text="Apply", icon='KEY_HLT')
-            row.operator("dposer.complete_discard", text="Discard", icon='X')
-
-
-class VIEW3D_PT_dposer_denoise(_DPoserSubPanel, bpy.types.Panel):
-    bl_label = "Denoise"
-
-    def draw(self, context: Any) -> None:
-        s = _settings(context)
-        layout = self.layout
-        row = layout.row(align=True)
-        row.prop(s, "noise", expand=True)
-        sub = row.row()
-        sub.enabled = s.noise == "MM"
-        sub.prop(s, "noise_mm")
-        layout.prop(s, "use_frame_range")
-        op = layout.operator("dposer.denoise", icon='MOD_SMOOTH')
-        op.noise, op.noise_mm, op.use_frame_range = s.noise, s.noise_mm, s.use_frame_range
-        tgt = _target(context)
-        last = tgt.get("dposer_last_denoise") if tgt is not None else None
-        if last is not None:
-            layout.label(text=f"{last['frames_before']} → {last['frames_after']} frames, "
-                              f"mean change {last['mean_joint_change_mm']:.1f} mm")
-
-
-class VIEW3D_PT_dposer_import(_DPoserSubPanel, bpy.types.Panel):
-    bl_label = "Import"
-
-    def draw(self, context: Any) -> None:
-        self.layout.operator("dposer.import_motion", text="AMASS .npz / BVH…", icon='IMPORT')
-
-
-class VIEW3D_PT_dposer_plausibility(_DPoserSubPanel, bpy.types.Panel):
-    bl_label = "Plausibility"
-
-    def draw(self, context: Any) -> None:
-        s = _settings(context)
-        layout = self.layout
-        layout.operator("dposer.plausibility", icon='GRAPH')
-        row = layout.row(align=True)
-        row.prop(s, "worst_count")
-        row.operator("dposer.select_worst_frames", icon='MARKER_HLT').count = s.worst_count
-        tgt = _target(context)
-        if tgt is not None and tgt.type == 'ARMATURE' and _plaus.plausibility_fcurve(tgt) is not None:
-            layout.label(text=f'Curve: {tgt.name}["{_plaus.PROP}"] (Graph Editor)', icon='FCURVE')
 
 
 def _reg() -> None:
@@ -220,7 +280,6 @@ def _unreg() -> None:
         del bpy.types.Scene.dposer
 
 
-CLASSES = [DPoserSceneSettings, VIEW3D_PT_dposer, VIEW3D_PT_dposer_sample, VIEW3D_PT_dposer_inbetween,
-           VIEW3D_PT_dposer_complete, VIEW3D_PT_dposer_denoise, VIEW3D_PT_dposer_import,
-           VIEW3D_PT_dposer_plausibility]
+CLASSES = [DPoserSceneSettings, VIEW3D_PT_dposer, VIEW3D_PT_dposer_import, VIEW3D_PT_dposer_clean,
+           VIEW3D_PT_dposer_pose, VIEW3D_PT_dposer_inbetween]
 HOOKS = [(_reg, _unreg)]

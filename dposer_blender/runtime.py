@@ -14,6 +14,7 @@ Nothing here touches ``bpy`` from another thread: futures are only polled on the
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 import time
@@ -52,6 +53,7 @@ class Progress:
     fraction: float = 0.0
     message: str = ""
     started: float = field(default_factory=time.monotonic)
+    beat: float = field(default_factory=time.monotonic)
 
 
 _client: BackendClient | None = None
@@ -61,6 +63,7 @@ _last_error: str = ""
 _last_hello: dict | None = None
 _progress: Progress | None = None
 _timer_on = False
+_reports: "collections.deque[tuple[str, str]]" = collections.deque(maxlen=100)
 
 
 # ----------------------------------------------------------------------------------------- settings
@@ -151,8 +154,9 @@ def set_client(c: BackendClient | None) -> BackendClient | None:
 
 
 def close() -> None:
-    """Shut the backend down (pending requests fail with 'shut down')."""
+    """Shut the backend down (pending requests fail with 'shut down') and clear any busy state."""
     global _client, _client_key, _start_future, _last_hello
+    end_progress()
     c, _client, _client_key, _start_future = _client, None, None, None
     _last_hello = None
     if c is not None:
@@ -272,15 +276,17 @@ def last_hello() -> dict | None:
 
 def busy() -> bool:
     st, _ = status()
-    return st == STARTING or _progress is not None
+    return st == STARTING or progress() is not None
 
 
 # ----------------------------------------------------------------------------------------- progress
 
-def begin_progress(label: str) -> None:
+def begin_progress(label: str) -> Progress:
+    """Mark an operation as in flight; returns its token (the operator that owns it keeps it)."""
     global _progress
     _progress = Progress(label)
     ensure_timer()
+    return _progress
 
 
 def update_progress(fraction: float, message: str = "") -> None:
@@ -289,24 +295,51 @@ def update_progress(fraction: float, message: str = "") -> None:
         _progress.message = message
 
 
-def end_progress() -> None:
+def heartbeat(token: Progress | None) -> None:
+    """The owning modal operator is alive (called on each of its timer ticks)."""
+    if token is not None:
+        token.beat = time.monotonic()
+
+
+def end_progress(token: Progress | None = None) -> None:
+    """Clear the operation in flight (only ``token``'s, when given: a late cleanup never clears a newer one)."""
     global _progress
-    _progress = None
+    if token is None or _progress is token:
+        _progress = None
     redraw()
 
 
+#: An operation whose modal operator has not ticked for this long is gone (its window closed, or a bug
+#: killed it): it no longer blocks new operations.
+STALE_AFTER_S = 5.0
+
+
 def progress() -> Progress | None:
-    return _progress
+    """The operation in flight, or None (a stale one, whose operator stopped ticking, is dropped)."""
+    global _progress
+    p = _progress
+    if p is not None and time.monotonic() - p.beat > STALE_AFTER_S:
+        print(f"[dposer] '{p.label}' stopped responding; clearing the busy state")
+        _progress = None
+        return None
+    return p
 
 
 def redraw() -> None:
-    """Redraw the 3D Viewport sidebars and the Preferences window (cheap; safe without a window)."""
+    """Redraw what shows DPoser's state: the 3D Viewport sidebars, the status bar and Preferences.
+
+    Only those regions, never the viewport itself (a viewport redraw is the expensive part of a frame).
+    """
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
     for win in wm.windows:
         for area in win.screen.areas:
-            if area.type in ('VIEW_3D', 'PREFERENCES', 'STATUSBAR'):
+            if area.type == 'VIEW_3D':
+                for region in area.regions:
+                    if region.type == 'UI':
+                        region.tag_redraw()
+            elif area.type in ('PREFERENCES', 'STATUSBAR'):
                 area.tag_redraw()
 
 
@@ -346,6 +379,18 @@ def timer_registered() -> bool:
     return bpy.app.timers.is_registered(_tick)
 
 
+# ----------------------------------------------------------------------------------------- reports
+
+def note_report(kind: str, message: str) -> None:
+    """Remember what an operator told the user (``'ERROR'``, ``'WARNING'``, ``'INFO'``)."""
+    _reports.append((str(kind), str(message)))
+
+
+def recent_reports() -> list[tuple[str, str]]:
+    """The last 100 operator reports, oldest first."""
+    return list(_reports)
+
+
 # ----------------------------------------------------------------------------------------- errors
 
 def describe_error(ex: BaseException) -> str:
@@ -377,7 +422,7 @@ def describe_error(ex: BaseException) -> str:
 
 __all__ = ["ADDON_ID", "NOT_STARTED", "STARTING", "READY", "ERROR", "Settings", "settings", "preferences",
            "client", "current_client", "set_client", "close", "start", "restart", "call", "submit", "status",
-           "device_text", "begin_progress", "update_progress", "end_progress", "progress", "describe_error",
+           "device_text", "begin_progress", "update_progress", "heartbeat", "end_progress", "progress", "describe_error",
            "ensure_timer", "timer_registered", "user_dir", "log_path", "shipped_weights_path", "last_hello"]
 
 CLASSES: list[type] = []

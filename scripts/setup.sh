@@ -19,7 +19,7 @@ make_venv() {  # make_venv DIR STAMP PIP_ARGS...
   echo "$stamp" > "$dir/.dposer-stamp"
 }
 
-req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
+req_hash=$(cat requirements/backend.txt requirements/test.txt | sha256sum | cut -c1-16)
 make_venv .venv "$req_hash" -r requirements/test.txt
 
 case "${1:-}" in

@@ -6,8 +6,9 @@ Two layouts are supported:
 * packaged extension:  ``<ext>/client/`` and ``<ext>/backend/`` (``backend`` copied inside the
   extension folder by ``scripts/build_extension.py``)
 
-The schema is loaded as a private module (``dposer_protocol_schema``) from its file, so neither
-``backend`` nor torch is imported into Blender, and no generic name is put on ``sys.path``.
+The schema is loaded from its file as a private submodule of this package (``<package>._protocol_schema``:
+extensions may only add modules under their own package), so neither ``backend`` nor torch is imported
+into Blender, and no generic name is put on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-_MODULE_NAME = "dposer_protocol_schema"
+_MODULE_NAME = f"{__package__}._protocol_schema"
 _lock = threading.Lock()
 
 HERE = Path(__file__).resolve().parent
@@ -61,9 +62,12 @@ def load_schema() -> ModuleType:
             raise ImportError(f"cannot load the protocol schema from {path}")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[_MODULE_NAME] = mod  # dataclasses look their module up while the class is built
+        old_flag, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no .pyc in the extension folder
         try:
             spec.loader.exec_module(mod)
         except BaseException:
             sys.modules.pop(_MODULE_NAME, None)
             raise
+        finally:
+            sys.dont_write_bytecode = old_flag
         return mod

@@ -39,7 +39,9 @@ def active_object(context: Any) -> Any:
 
 
 def resolve_ghost(obj: Any) -> Any:
-    """``obj``, or the character it is a candidate ghost of (when that character still exists)."""
+    """``obj``, or the character it is a candidate ghost (or a ghost's body or label) of, when that exists."""
+    if obj is not None and obj.get("dposer_ghost_part") is not None:
+        obj = bpy.data.objects.get(obj["dposer_ghost_part"]) or obj
     if obj is not None and obj.get("dposer_ghost_of") is not None:
         owner = bpy.data.objects.get(obj["dposer_ghost_of"])
         if owner is not None:
@@ -301,38 +303,59 @@ class BackendOperator:
     def apply_result(self, context: Any, result: Any) -> set[str]:
         raise NotImplementedError
 
+    def say(self, kind: set[str], message: str) -> None:
+        """``report``, also remembered by the runtime (the panel shows the last error under the status)."""
+        runtime.note_report(next(iter(kind), 'INFO'), message)
+        self.report(kind, message)
+
+    def follow_up(self, context: Any, result: Any) -> tuple[str, dict] | None:
+        """Optional second request built from the first result (e.g. scores of sampled poses); None: done."""
+        return None
+
     # -- blocking ------------------------------------------------------------------------------
     def _request(self, context: Any) -> tuple[str, dict] | None:
         """``build_request``, with a refusal reported as an error (then None)."""
         try:
             return self.build_request(context)
         except OpError as ex:
-            self.report({'ERROR'}, str(ex))
+            self.say({'ERROR'}, str(ex))
             return None
 
     def execute(self, context: Any) -> set[str]:
         request = self._request(context)
         if request is None:
             return {'CANCELLED'}
-        rtype, params = request
-        try:
-            result = runtime.call(rtype, **params)
-        except Exception as ex:  # noqa: BLE001 - every failure becomes a report
-            self.report({'ERROR'}, runtime.describe_error(ex))
-            return {'CANCELLED'}
+        while request is not None:
+            rtype, params = request
+            try:
+                result = runtime.call(rtype, **params)
+                request = self.follow_up(context, result)
+            except OpError as ex:
+                self.say({'ERROR'}, str(ex))
+                return {'CANCELLED'}
+            except Exception as ex:  # noqa: BLE001 - every failure becomes a report
+                self.say({'ERROR'}, runtime.describe_error(ex))
+                return {'CANCELLED'}
         return self._apply(context, result)
 
     def _apply(self, context: Any, result: Any) -> set[str]:
         try:
             return self.apply_result(context, result)
         except OpError as ex:
-            self.report({'ERROR'}, str(ex))
+            self.say({'ERROR'}, str(ex))
             return {'CANCELLED'}
         except Exception as ex:  # noqa: BLE001
-            self.report({'ERROR'}, f"Writing the result failed: {ex}")
+            self.say({'ERROR'}, f"Writing the result failed: {ex}")
             return {'CANCELLED'}
 
     # -- modal ---------------------------------------------------------------------------------
+    # Blender's ``Event`` has type, value, modifiers and the mouse, nothing else (no ``timer``): the
+    # modal loop polls the future on every TIMER event, whoever's timer it is (``done()`` is cheap).
+    # Every path out of ``modal`` goes through ``_finish``, and any exception, ours or Blender's,
+    # ends in one plain report with the busy state and the progress cleared.
+
+    _progress: Any = None
+
     def _blocking(self, context: Any) -> bool:
         """Run blocking (``execute``) instead of modal: background mode, or no window to drive a modal."""
         return bool(bpy.app.background) or context.window is None
@@ -343,8 +366,9 @@ class BackendOperator:
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self._blocking(context):
             return self.execute(context)
-        if runtime.progress() is not None:
-            self.report({'WARNING'}, f"DPoser is busy ({runtime.progress().label}); wait or press Esc")
+        prog = runtime.progress()
+        if prog is not None:
+            self.say({'WARNING'}, f"DPoser is busy ({prog.label}); wait for it or press Esc")
             return {'CANCELLED'}
         request = self._request(context)
         if request is None:
@@ -353,20 +377,23 @@ class BackendOperator:
         try:
             self._future = runtime.submit(rtype, **params)
         except Exception as ex:  # noqa: BLE001
-            self.report({'ERROR'}, runtime.describe_error(ex))
+            self.say({'ERROR'}, runtime.describe_error(ex))
             return {'CANCELLED'}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        self._add_modal_handler(context)
-        runtime.begin_progress(self.progress_label)
-        wm.progress_begin(0, 100)
-        self._status(context, 0.0, "starting")
+        try:
+            wm = context.window_manager
+            self._progress = runtime.begin_progress(self.progress_label)
+            self._timer = wm.event_timer_add(0.1, window=context.window)
+            self._add_modal_handler(context)
+            wm.progress_begin(0, 100)
+            self._status(context, 0.0, "")
+        except Exception as ex:  # noqa: BLE001
+            return self._fail(context, ex)
         return {'RUNNING_MODAL'}
 
     def _status(self, context: Any, fraction: float, message: str) -> None:
         runtime.update_progress(fraction, message)
-        text = f"DPoser {self.progress_label}: {fraction:.0%}" + (f" – {message}" if message else "") + \
-               "   (Esc to cancel)"
+        text = f"DPoser {self.progress_label}: {fraction:.0%}" + (f" ({message})" if message else "") + \
+               "   Esc to cancel"
         try:
             context.workspace.status_text_set(text)
             context.window_manager.progress_update(int(100 * fraction))
@@ -375,41 +402,71 @@ class BackendOperator:
         runtime.redraw()
 
     def _cleanup(self, context: Any) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
+        """Remove the timer, the status text and the progress (only ours); never raises."""
+        fut, self._future = self._future, None
+        if fut is not None and not fut.done():
+            try:
+                fut.cancel()
+            except Exception:  # noqa: BLE001
+                pass
+        timer, self._timer = self._timer, None
         try:
+            wm = context.window_manager
+            if timer is not None:
+                wm.event_timer_remove(timer)
             wm.progress_end()
             context.workspace.status_text_set(None)
         except Exception:  # noqa: BLE001
             pass
-        runtime.end_progress()
+        runtime.end_progress(self._progress)
+        self._progress = None
+
+    def _fail(self, context: Any, ex: BaseException) -> set[str]:
+        """Any unexpected failure: clean up, one plain report, the operator is cancelled."""
+        self._cleanup(context)
+        runtime.note_error(ex)
+        self.say({'ERROR'}, f"DPoser {self.progress_label} failed: {runtime.describe_error(ex)}")
+        return {'CANCELLED'}
 
     def modal(self, context: Any, event: Any) -> set[str]:
+        try:
+            return self._modal(context, event)
+        except Exception as ex:  # noqa: BLE001 - a modal must never leave DPoser busy
+            return self._fail(context, ex)
+
+    def _modal(self, context: Any, event: Any) -> set[str]:
         fut = self._future
-        if event.type == 'ESC' and event.value == 'PRESS':
-            fut.cancel()
+        if fut is None or self._progress is None or runtime.progress() is not self._progress:
+            # Stop Backend (or an add-on reload) took the operation away: leave quietly
             self._cleanup(context)
-            self.report({'WARNING'}, f"{self.progress_label} cancelled; nothing was changed.")
+            self.say({'WARNING'}, f"{self.progress_label} stopped; nothing was changed.")
             return {'CANCELLED'}
-        if event.type != 'TIMER' or event.timer != self._timer:
+        if event.type == 'ESC' and event.value == 'PRESS':
+            self._cleanup(context)
+            self.say({'WARNING'}, f"{self.progress_label} cancelled; nothing was changed.")
+            return {'CANCELLED'}
+        if event.type != 'TIMER':
             return {'PASS_THROUGH'}
+        runtime.heartbeat(self._progress)
         if not fut.done():
             frac, msg = fut.progress
             self._status(context, frac, msg)
             return {'RUNNING_MODAL'}
-        self._cleanup(context)
+        self._future = None
         try:
             result = fut.result(0)
         except Exception as ex:  # noqa: BLE001
+            self._cleanup(context)
             runtime.note_error(ex)
-            self.report({'ERROR'}, runtime.describe_error(ex))
+            self.say({'ERROR'}, runtime.describe_error(ex))
             return {'CANCELLED'}
+        request = self.follow_up(context, result)
+        if request is not None:  # a second request in the same operation (and the same undo step)
+            self._future = runtime.submit(request[0], **request[1])
+            return {'RUNNING_MODAL'}
+        self._cleanup(context)
         return self._apply(context, result)
 
     def cancel(self, context: Any) -> None:
         """Blender calls this when the modal operator is aborted (file load, window closed)."""
-        if self._future is not None and not self._future.done():
-            self._future.cancel()
         self._cleanup(context)

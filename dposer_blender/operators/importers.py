@@ -57,6 +57,9 @@ class DPOSER_OT_import_motion(BackendOperator, bpy.types.Operator, ImportHelper)
         raise OpError(f"{os.path.basename(path)} is neither an AMASS .npz nor a .bvh file")
 
     def execute(self, context: Any) -> set[str]:
+        # after the file browser: run modal like the other long operations, so the window stays live
+        if not self._blocking(context):
+            return BackendOperator.invoke(self, context, None)
         return BackendOperator.execute(self, context)
 
     def apply_result(self, context: Any, result: Any) -> set[str]:

@@ -21,7 +21,7 @@ EASES = [("linear", "Linear", "Constant speed"),
          ("ease_in_out", "Ease In/Out", "Slow at both keys"),
          ("ease_in", "Ease In", "Slow at A"),
          ("ease_out", "Ease Out", "Slow at B")]
-ROOT_MODES = [("INTERPOLATE", "In-between Root", "Also fill the pelvis rotation (and location, if keyed)"),
+ROOT_MODES = [("INTERPOLATE", "Fill Root", "Also fill the pelvis rotation (and location, if keyed)"),
               ("KEEP", "Keep Root", "Leave the pelvis channels to Blender's interpolation")]
 
 

@@ -1,12 +1,14 @@
-"""Sample / Variations: N candidate poses as ghost armatures in a grid beside the character.
+"""Sample / Variations: N candidate poses as ghosts in a row beside the character.
 
-* ``dposer.sample`` / ``dposer.variations`` ask the backend and show the candidates (replacing earlier
-  ones of that character). Each ghost is a separate armature object (a copy of the character's armature
-  data drawn as wire) in the collection "DPoser Candidates", carrying its SMPL pose as a custom property.
-* Clicking a ghost (making it the active object) applies its pose to the character (a message-bus
-  subscription); ``dposer.apply_candidate`` does the same by index, and with ``key`` it also keys it at
-  the current frame and removes the ghosts ("Apply & Key").
-* ``dposer.clear_candidates`` removes the ghosts (objects, their armature data, the empty collection).
+* ``dposer.sample`` / ``dposer.variations`` ask the backend for poses, then for their plausibility
+  scores, and show the candidates best first (replacing earlier ones of that character). Each ghost is
+  an armature (a copy of the character's armature data, hidden bones) with a solid, tinted mannequin and a
+  number + score label, in the collection "DPoser Candidates". Ghosts are spaced by their own posed
+  width, so they never overlap, and are never rendered.
+* Clicking a ghost (its body or its label) picks it: Blender's own selection, one undo step, and the
+  character is not touched. ``dposer.apply_candidate`` applies the picked ghost (or one by index) to the
+  character, and with ``key`` also keys it at the current frame and removes the ghosts ("Apply & Key").
+* ``dposer.clear_candidates`` removes the ghosts (objects, their data, the empty collection).
 """
 
 import math
@@ -18,17 +20,30 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import (BackendOperator, StatePoll, active_object, body_bone_names, current_body_pose,
+from ._base import (BackendOperator, StatePoll, active_object, body_bone_names, current_body_pose, fk_joints,
                     object_after_call, smpl_object)
 
 GHOST_COLLECTION = "DPoser Candidates"
-GHOST_SPACING = 0.85
-SAMPLERS = [("ddim", "DDIM", "Deterministic few-step sampler (fast)"),
+GHOST_MATERIAL = "DPoser Ghost"
+GHOST_COLOR = (0.32, 0.62, 0.95, 1.0)  # a clear blue against Blender's grey grid and the skin-toned mannequin
+LABEL_COLOR = (1.0, 0.85, 0.35, 1.0)
+GHOST_GAP = 0.35  # metres between the posed extents of neighbouring ghosts
+SAMPLERS = [("ddim", "DDIM (fast)", "Few-step sampler with fresh noise at each step (eta = 1): fast, varied"),
             ("em", "Euler-Maruyama", "Reverse SDE, the paper's sampler (slow: many steps)"),
-            ("ode", "ODE", "Probability-flow ODE (Heun)")]
+            ("ode", "ODE (deterministic)", "Probability-flow ODE (Heun): the same seed gives the same poses")]
 
 
 # ----------------------------------------------------------------------------------------- ghosts
+
+def ghost_of(obj: Any) -> Any:
+    """The ghost armature ``obj`` belongs to (itself, or the ghost whose body or label it is), else None."""
+    if obj is None:
+        return None
+    if obj.get("dposer_ghost_of") is not None:
+        return obj
+    part = obj.get("dposer_ghost_part")
+    return bpy.data.objects.get(part) if part is not None else None
+
 
 def ghosts_of(owner: Any) -> list[Any]:
     """The candidate ghosts of ``owner`` sorted by index."""
@@ -38,15 +53,22 @@ def ghosts_of(owner: Any) -> list[Any]:
 
 
 def clear_ghosts(owner: Any | None = None) -> int:
-    """Remove the ghosts of ``owner`` (all ghosts when None) and their armature data; returns the count."""
+    """Remove the ghosts of ``owner`` (all ghosts when None) with their bodies, labels and data; returns the count."""
     objs = [o for o in bpy.data.objects if o.get("dposer_ghost_of") is not None
             and (owner is None or o.get("dposer_ghost_of") == owner.name)]
-    datas = [o.data for o in objs]
-    for o in objs:
+    names = {o.name for o in objs}
+    parts = [o for o in bpy.data.objects if o.get("dposer_ghost_part") in names]
+    datas = [o.data for o in objs + parts]
+    for o in parts + objs:
         bpy.data.objects.remove(o, do_unlink=True)
-    for d in datas:
+    for d in dict.fromkeys(datas):  # unique, in order (ghost bodies share one mesh)
         if d is not None and d.users == 0:
-            bpy.data.armatures.remove(d)
+            if isinstance(d, bpy.types.Armature):
+                bpy.data.armatures.remove(d)
+            elif isinstance(d, bpy.types.Mesh):
+                bpy.data.meshes.remove(d)
+            elif isinstance(d, bpy.types.Curve):
+                bpy.data.curves.remove(d)
     coll = bpy.data.collections.get(GHOST_COLLECTION)
     if coll is not None and len(coll.objects) == 0:
         bpy.data.collections.remove(coll)
@@ -55,8 +77,38 @@ def clear_ghosts(owner: Any | None = None) -> int:
     return len(objs)
 
 
-def make_ghosts(context: Any, owner: Any, poses: np.ndarray, label: str) -> list[Any]:
-    """Replace ``owner``'s ghosts by one per pose in ``poses`` (N,63), in a grid to its right."""
+def _ghost_material() -> Any:
+    mat = bpy.data.materials.get(GHOST_MATERIAL) or bpy.data.materials.new(GHOST_MATERIAL)
+    mat.diffuse_color = GHOST_COLOR
+    mat.roughness = 0.5
+    return mat
+
+
+def _label_material() -> Any:
+    mat = bpy.data.materials.get(GHOST_MATERIAL + " Label") or bpy.data.materials.new(GHOST_MATERIAL + " Label")
+    mat.diffuse_color = LABEL_COLOR
+    return mat
+
+
+def ghost_layout(poses: np.ndarray, gap: float = GHOST_GAP) -> tuple[np.ndarray, float]:
+    """x offsets (N,) of ghosts in a row, spaced by each posed body's own width (SMPL x extent of FK of the
+    22 joints plus a body margin) so neighbours never overlap, and the first ghost's left half-width."""
+    joints = fk_joints(np.asarray(poses, np.float64).reshape(-1, 21, 3))  # (N,22,3) SMPL frame, root at origin
+    margin = 0.12  # flesh around the joints
+    lo = joints[..., 0].min(axis=1) - margin
+    hi = joints[..., 0].max(axis=1) + margin
+    # Blender x = SMPL x (pose_convert: the SMPL->Blender map keeps x); place ghost i so its lo touches the
+    # previous ghost's hi + gap
+    xs = np.zeros(len(poses))
+    for i in range(1, len(poses)):
+        xs[i] = xs[i - 1] + hi[i - 1] + gap - lo[i]
+    return xs, float(-lo[0]) if len(poses) else 0.0
+
+
+def make_ghosts(context: Any, owner: Any, poses: np.ndarray, label: str, scores: np.ndarray | None = None) -> list[Any]:
+    """Replace ``owner``'s ghosts by one per pose in ``poses`` (N,63), in a row to its right, best first."""
+    from .. import mannequin as _mannequin
+
     clear_ghosts(owner)
     scene = context.scene
     coll = bpy.data.collections.get(GHOST_COLLECTION)
@@ -65,31 +117,70 @@ def make_ghosts(context: Any, owner: Any, poses: np.ndarray, label: str) -> list
     if coll.name not in scene.collection.children:
         scene.collection.children.link(coll)
     rig = pc.SMPLRig.from_armature(owner)
-    n = len(poses)
-    cols = max(1, math.ceil(math.sqrt(n)))
-    base = owner.matrix_world.translation
+    poses = np.asarray(poses, np.float64).reshape(-1, 63)
+    xs, first_half = ghost_layout(poses)
+    mw = owner.matrix_world
+    right = mw.to_3x3().col[0].normalized()
+    start = mw.translation + right * (0.45 + GHOST_GAP + first_half)
+    mat, label_mat = _ghost_material(), _label_material()
+    body_mesh, groups = None, []
     out = []
     for i, pose in enumerate(poses):
         data = owner.data.copy()
         data.name = f"{owner.name}_candidate"
-        data.display_type = 'WIRE'
         ob = bpy.data.objects.new(f"{owner.name} {label} {i + 1}", data)
         coll.objects.link(ob)
-        r, c = divmod(i, cols)
-        ob.location = (base.x + 1.0 + c * GHOST_SPACING, base.y + r * GHOST_SPACING, base.z)
-        ob.rotation_euler = owner.matrix_world.to_euler()
-        ob.show_in_front = True
-        ob.show_name = True
+        ob.matrix_world = mw.copy()
+        ob.location = start + right * float(xs[i])
         ob.hide_render = True  # a UI helper, never rendered
-        ob.color = (0.35, 0.75, 1.0, 0.5)
+        ob.show_in_front = False
         ob["dposer_ghost_of"] = owner.name
         ob["dposer_ghost_index"] = i
-        ob["dposer_pose"] = [float(v) for v in np.asarray(pose, np.float64).reshape(63)]
+        ob["dposer_pose"] = [float(v) for v in pose]
+        if scores is not None:
+            ob["dposer_score"] = float(scores[i])
+        data.display_type = 'STICK'
+        # the solid body: one mannequin mesh shared by every ghost, coloured per object
+        if body_mesh is None:
+            body = _mannequin.create_mannequin(ob, context=context, name=f"{ob.name} body")
+            body_mesh, groups = body.data, [vg.name for vg in body.vertex_groups]
+        else:
+            body = bpy.data.objects.new(f"{ob.name} body", body_mesh)
+            for name in groups:
+                body.vertex_groups.new(name=name)
+            mod = body.modifiers.new("Armature", 'ARMATURE')
+            mod.object = ob
+        for c in list(body.users_collection):
+            c.objects.unlink(body)
+        coll.objects.link(body)
+        body.parent = ob
+        body.matrix_parent_inverse.identity()
+        body.hide_render = True
+        body["dposer_ghost_part"] = ob.name
+        if body.material_slots:
+            body.material_slots[0].link = 'OBJECT'
+            body.material_slots[0].material = mat
+        body.color = GHOST_COLOR
+        # the label: number and score, upright above the head, facing the front (-Y)
+        text = f"{i + 1}" + (f"  {scores[i]:.2f}" if scores is not None else "")
+        cu = bpy.data.curves.new(f"{ob.name} label", 'FONT')
+        cu.body = text
+        cu.size = 0.24
+        cu.align_x = 'CENTER'
+        lab = bpy.data.objects.new(f"{ob.name} label", cu)
+        coll.objects.link(lab)
+        lab.parent = ob
+        lab.location = (0.0, 0.0, 0.66)  # armature space (origin at the pelvis): just above a standing head
+        lab.rotation_euler = (math.pi / 2, 0.0, 0.0)
+        lab.hide_render = True
+        lab["dposer_ghost_part"] = ob.name
+        cu.materials.append(label_mat)
         out.append(ob)
     context.view_layer.update()  # new armature objects get their pose on the first update
     for ob, pose in zip(out, poses):
-        pc.apply_smpl_pose(ob, np.asarray(pose).reshape(21, 3), None, None, rig)
-    owner["dposer_candidates"] = n
+        pc.apply_smpl_pose(ob, pose.reshape(21, 3), None, None, rig)
+        ob.hide_set(True)  # the body and the label are what you see and click; the bones stay out of the way
+    owner["dposer_candidates"] = len(out)
     return out
 
 
@@ -118,11 +209,21 @@ class _CandidateSampler:
     def _steps(self) -> int | None:
         return None if self.steps <= 0 else int(self.steps)
 
+    def follow_up(self, context: Any, result: Any) -> tuple[str, dict] | None:
+        """After the poses: their scores, so the ghosts can be labelled and ordered best first."""
+        if getattr(self, "_poses", None) is not None:
+            return None
+        self._poses = np.asarray(result.poses, np.float64).reshape(-1, 63)
+        return "score", {"poses": self._poses.astype(np.float32)}
+
     def _show_ghosts(self, context: Any, result: Any, label: str, noun: str) -> set[str]:
-        """``apply_result``: the poses as ghosts of the character (named with ``label``), reported as ``noun``."""
+        """``apply_result`` (of the score request): the poses as ghosts of the character, best score first."""
         owner = object_after_call(self._owner, "sampling")
-        make_ghosts(context, owner, result.poses, label)
-        self.report({'INFO'}, f"{len(result.poses)} {noun}: click one (or Apply) to use it")
+        poses = self._poses
+        scores = np.asarray(getattr(result, "pose", np.full(len(poses), np.nan)), np.float64).reshape(-1)
+        order = np.argsort(scores, kind="stable") if np.all(np.isfinite(scores)) else np.arange(len(poses))
+        make_ghosts(context, owner, poses[order], label, scores[order] if np.all(np.isfinite(scores)) else None)
+        self.report({'INFO'}, f"{len(poses)} {noun}, best score first: click one, then Apply or Apply & Key")
         return {'FINISHED'}
 
 
@@ -175,7 +276,7 @@ class _CandidatesOperator(StatePoll):
     @classmethod
     def has_state(cls, context: Any) -> bool:
         obj = active_object(context)
-        return obj.get("dposer_ghost_of") is not None or bool(ghosts_of(obj))
+        return ghost_of(obj) is not None or bool(ghosts_of(obj))
 
 
 class DPOSER_OT_apply_candidate(_CandidatesOperator, bpy.types.Operator):
@@ -199,8 +300,8 @@ class DPOSER_OT_apply_candidate(_CandidatesOperator, bpy.types.Operator):
             if ghost is None:
                 self.report({'ERROR'}, f"There is no candidate {self.index + 1} (there are {len(ghosts)})")
                 return {'CANCELLED'}
-        elif act is not None and act.get("dposer_ghost_of") is not None:
-            ghost = act
+        elif ghost_of(act) is not None:
+            ghost = ghost_of(act)
         else:
             self.report({'ERROR'}, "Click a candidate first, or give its index")
             return {'CANCELLED'}
@@ -233,50 +334,5 @@ class DPOSER_OT_clear_candidates(_CandidatesOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-# ----------------------------------------------------------------------------------------- click to apply
-
-_MSGBUS_OWNER = object()
-
-
-def _on_active_changed(*_args: Any) -> None:
-    try:
-        obj = bpy.context.view_layer.objects.active
-    except AttributeError:
-        return
-    if obj is None or obj.get("dposer_ghost_of") is None:
-        return
-    owner = bpy.data.objects.get(obj["dposer_ghost_of"])
-    if owner is None or not pc.check_smpl_armature(owner)[0]:
-        return
-    try:
-        apply_ghost(owner, obj)
-        bpy.ops.ed.undo_push(message="DPoser: apply candidate")
-    except Exception as ex:  # noqa: BLE001 - never raise from a message-bus callback
-        print(f"[dposer] applying candidate failed: {ex}")
-
-
-def _subscribe(*_args: Any) -> None:
-    bpy.msgbus.clear_by_owner(_MSGBUS_OWNER)
-    bpy.msgbus.subscribe_rna(key=(bpy.types.LayerObjects, "active"), owner=_MSGBUS_OWNER, args=(),
-                             notify=_on_active_changed)
-
-
-@bpy.app.handlers.persistent
-def _load_post(*_args: Any) -> None:
-    _subscribe()
-
-
-def _register_hooks() -> None:
-    _subscribe()
-    if _load_post not in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.append(_load_post)
-
-
-def _unregister_hooks() -> None:
-    bpy.msgbus.clear_by_owner(_MSGBUS_OWNER)
-    while _load_post in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.remove(_load_post)
-
-
 CLASSES = [DPOSER_OT_sample, DPOSER_OT_variations, DPOSER_OT_apply_candidate, DPOSER_OT_clear_candidates]
-HOOKS = [(_register_hooks, _unregister_hooks)]
+HOOKS: list = []

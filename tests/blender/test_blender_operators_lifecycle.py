@@ -113,7 +113,6 @@ def test_disable_leaves_nothing_behind(enabled, tmp_path: Path) -> None:
     from dposer_blender.operators import importers, sample
 
     assert _ours() and hasattr(bpy.types.Scene, "dposer")
-    assert sample._load_post in bpy.app.handlers.load_post
     assert importers.menu_func_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
     # a running backend process (a stand-in that never exits by itself) and the pump timer
     real = os.environ.get("DPOSER_PYTHON") or str(Path(__file__).parents[2] / ".venv/bin/python")
@@ -133,7 +132,7 @@ def test_disable_leaves_nothing_behind(enabled, tmp_path: Path) -> None:
     assert MOD not in bpy.context.preferences.addons
     assert _ours() == []
     assert not hasattr(bpy.types.Scene, "dposer")
-    assert sample._load_post not in bpy.app.handlers.load_post
+    assert not [h for h in bpy.app.handlers.load_post if getattr(h, "__module__", "").startswith("dposer_blender")]
     assert importers.menu_func_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
     assert not runtime.timer_registered()
     assert runtime.current_client() is None

@@ -3,8 +3,8 @@
 The bpy module runs in background mode with no event loop, so Blender never calls ``modal()`` itself.
 These tests drive the operator's own ``invoke`` / ``modal`` methods by hand on a stand-in object (the
 real methods, with ``_blocking`` -> False and no window-manager modal handler), feeding TIMER and ESC
-events: progress goes to the runtime (panel) and status bar, the result is written once at the end,
-and Esc cancels the backend request and leaves the scene exactly as it was.
+events that have only the attributes a real ``bpy.types.Event`` has. The real event loop is covered by
+the real-window suite (``tests/window``); these pin the logic on the oldest and newest bpy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("dposer_addon")
 def stand_in(op_cls: type, **props):
     """An object with ``op_cls``'s Python methods and ``props`` as plain attributes (reports collected)."""
     ns = {k: v for k, v in vars(op_cls).items() if callable(v) and not k.startswith("__")}
-    for base in reversed(op_cls.__mro__):
+    for base in op_cls.__mro__:  # the first definition along the MRO wins, as in Python
         if not base.__module__.startswith("dposer_blender"):
             continue
         for k, v in vars(base).items():
@@ -46,8 +46,32 @@ def stand_in(op_cls: type, **props):
     return obj
 
 
-def timer_event(op) -> SimpleNamespace:
-    return SimpleNamespace(type='TIMER', value='NOTHING', timer=op._timer)
+class RealEventShape:
+    """An event with only attributes that Blender's ``bpy.types.Event`` has (reading any other raises, as a
+    real Event would): a stand-in that cannot hide a read of a missing attribute such as ``event.timer``."""
+
+    _REAL = frozenset(p.identifier for p in bpy.types.Event.bl_rna.properties)
+
+    def __init__(self, type: str, value: str = 'NOTHING') -> None:  # noqa: A002
+        object.__setattr__(self, "_values", {"type": type, "value": value, "ctrl": False, "shift": False,
+                                             "alt": False, "oskey": False, "is_repeat": False})
+
+    def __getattr__(self, name: str):
+        if name not in self._REAL:
+            raise AttributeError(f"'Event' object has no attribute '{name}'")
+        return self._values.get(name, 0)
+
+
+def test_the_event_stand_in_has_only_real_event_attributes() -> None:
+    ev = RealEventShape('TIMER')
+    assert ev.type == 'TIMER' and ev.value == 'NOTHING'
+    with pytest.raises(AttributeError):
+        ev.timer  # noqa: B018 - the attribute the old modal code read, which Blender's Event lacks
+    assert "timer" not in RealEventShape._REAL and "type" in RealEventShape._REAL
+
+
+def timer_event(op) -> RealEventShape:
+    return RealEventShape('TIMER')
 
 
 def drive(op, context, timeout: float = 120.0) -> set[str]:
@@ -68,7 +92,7 @@ def test_modal_sample_writes_once_at_the_end(dposer_addon) -> None:
     assert op.invoke(ctx, None) == {'RUNNING_MODAL'}
     assert runtime.progress() is not None and runtime.progress().label == "Sampling"
     assert not sample_ops.ghosts_of(obj)  # nothing written while it runs
-    assert drive(op, ctx) == {'FINISHED'}
+    assert drive(op, ctx) == {'FINISHED'}, op.reports
     assert len(sample_ops.ghosts_of(obj)) == 3
     assert runtime.progress() is None  # progress cleared
     assert op._timer is None  # the window-manager timer was removed
@@ -99,7 +123,7 @@ def test_modal_escape_cancels_and_leaves_the_scene_unchanged(dposer_addon) -> No
     assert op.invoke(bpy.context, None) == {'RUNNING_MODAL'}
     fut = op._future
     op.modal(bpy.context, timer_event(op))
-    res = op.modal(bpy.context, SimpleNamespace(type='ESC', value='PRESS', timer=None))
+    res = op.modal(bpy.context, RealEventShape('ESC', 'PRESS'))
     assert res == {'CANCELLED'}
     assert any("cancelled; nothing was changed" in m for _, m in op.reports)
     with pytest.raises(Exception) as ei:
@@ -112,7 +136,7 @@ def test_modal_escape_cancels_and_leaves_the_scene_unchanged(dposer_addon) -> No
     op = stand_in(inbetween_ops.DPOSER_OT_inbetween, frame_a=-1, frame_b=-1, ease="linear", root="INTERPOLATE",
                   steps=2, seed=0)
     assert op.invoke(bpy.context, None) == {'RUNNING_MODAL'}
-    assert op.modal(bpy.context, SimpleNamespace(type='MOUSEMOVE', value='NOTHING', timer=None)) == {'PASS_THROUGH'}
+    assert op.modal(bpy.context, RealEventShape('MOUSEMOVE')) == {'PASS_THROUGH'}
     assert drive(op, bpy.context) == {'FINISHED'}
     m = aio.read_smpl_motion(obj)
     assert len(m["frames"]) == 30
@@ -162,7 +186,7 @@ def test_panels_draw_in_every_state(dposer_addon) -> None:
     log = _draw_all(bpy.context)  # no armature: the reason is shown
     labels = [kw.get("text", "") for n, a, kw in log if n == "label"]
     assert any("No active object" in t for t in labels)
-    assert any(t.startswith("Ready on cpu") for t in labels)
+    assert any(t.startswith("Ready on CPU") for t in labels)
     obj = armature.create_smpl_armature(mannequin=False)
     bpy.ops.dposer.sample(n=2, steps=2, seed=0)
     bpy.ops.dposer.complete(hypotheses=2, steps=3, seed=0)
@@ -179,7 +203,7 @@ def test_panels_draw_in_every_state(dposer_addon) -> None:
             "dposer.backend_stop", "dposer.add_smpl_armature"} <= set(ops)
     labels = [kw.get("text", "") for n, a, kw in log if n == "label"]
     assert "A = 1   B = 5" in labels
-    assert any(t.startswith("1/2   score") for t in labels)
+    assert any(t.startswith("1/2  score") for t in labels)
     assert any("dposer_plausibility" in t for t in labels)
 
 
@@ -192,4 +216,41 @@ def test_progress_is_drawn_in_the_panel(dposer_addon) -> None:
     finally:
         runtime.end_progress()
     texts = [kw.get("text", "") for n, a, kw in log if n in ("progress", "label")]
-    assert any("Sampling 40%" in t for t in texts)
+    assert any("Sampling 40%, step 4/10" in t for t in texts)
+
+
+def test_an_exception_in_the_result_handler_cleans_up(dposer_addon) -> None:
+    """Any exception inside modal (here: the result handler) clears the busy state and the progress, gives
+    one plain report, and the next operation is not refused as 'busy'."""
+    runtime = dposer_addon
+    obj = armature.create_smpl_armature(mannequin=False)
+    op = stand_in(sample_ops.DPOSER_OT_sample, n=2, seed=2, steps=3, sampler="ddim")
+
+    def boom(self, context, result):
+        raise RuntimeError("disk on fire")
+
+    type(op).follow_up = lambda self, context, result: None
+    type(op).apply_result = boom
+    assert op.invoke(bpy.context, None) == {'RUNNING_MODAL'}
+    res = drive(op, bpy.context)
+    assert res == {'CANCELLED'}
+    assert runtime.progress() is None and op._timer is None
+    errors = [m for k, m in op.reports if 'ERROR' in k]
+    assert len(errors) == 1 and "disk on fire" in errors[0]
+    assert not sample_ops.ghosts_of(obj)
+    op2 = stand_in(sample_ops.DPOSER_OT_sample, n=2, seed=2, steps=3, sampler="ddim")
+    assert op2.invoke(bpy.context, None) == {'RUNNING_MODAL'}  # not refused as busy
+    assert drive(op2, bpy.context) == {'FINISHED'}
+
+
+def test_stop_backend_clears_a_busy_state(dposer_addon) -> None:
+    runtime = dposer_addon
+    armature.create_smpl_armature(mannequin=False)
+    op = stand_in(sample_ops.DPOSER_OT_sample, n=256, seed=0, steps=3000, sampler="em")
+    assert op.invoke(bpy.context, None) == {'RUNNING_MODAL'}
+    assert runtime.progress() is not None
+    runtime.close()  # what Stop Backend does
+    assert runtime.progress() is None
+    # the orphaned modal operator leaves quietly on its next tick
+    assert op.modal(bpy.context, timer_event(op)) == {'CANCELLED'}
+    assert op._timer is None

@@ -72,6 +72,17 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
     udir = Path(mod.user_dir())
     assert udir.is_dir() and ext_dir.resolve() not in udir.resolve().parents
 
+    # a backend session from the installed folder writes no bytecode there (the server runs with -B and
+    # its working directory outside the extension)
+    rt = import_module(PKG + ".runtime")
+    try:
+        res = rt.call("score", poses=__import__("numpy").zeros((2, 63), "float32"))
+        assert len(res.pose) == 2
+    finally:
+        rt.close()
+    pyc = sorted(str(p.relative_to(ext_dir)) for p in ext_dir.rglob("*.pyc"))
+    assert not [p for p in pyc if p.startswith("backend/")], pyc
+
     # disable: nothing left registered
     res = bpy.ops.preferences.addon_disable(module=PKG)
     assert res == {'FINISHED'}
