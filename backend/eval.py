@@ -1,18 +1,23 @@
 """``python -m backend.eval``: the four tasks against baselines in one run.
 
     python -m backend.eval [--data PATH ...] --json OUT.json [--weights W] [--device auto|cpu|cuda]
-                           [--seed 0] [--quick] [--tasks completion,denoising,interpolation,generation]
+                           [--seed 0] [--quick] [--tasks completion,denoising,interpolation,generation,convention]
 
 Data: ``--data`` takes AMASS ``.npz`` files, BVH files (retargeted) or folders of them; clips are at
 30 fps. Without ``--data`` the prepared dataset (``backend.data.dataset.load_dataset``) is used and
-its *val* clips are evaluated. Training poses (for the nearest-neighbour baselines, the Gaussian
-baseline, the memorisation check and the joint limits) come from the prepared dataset's train split
-when it exists, else from the ``--data`` clips whose name hashes to 'train'
-(``backend.data.dataset.split_for_clip``), the rest being evaluated.
+its *held-out* clips (whole styles / subjects, ``backend.data.dataset.HELD_OUT``) are evaluated, per
+source and pooled. Training poses (for the nearest-neighbour baselines, the Gaussian baseline, the
+memorisation check and the joint limits) come from the prepared dataset's train split when it exists,
+else from the ``--data`` clips whose name hashes to 'train' (``backend.data.dataset.split_for_clip``),
+the rest being evaluated.
 
 Metrics: errors in mm on FK joints of the built-in neutral skeleton (root at the origin, zero root
-orientation); with ``--smpl-model FILE`` also MPVPE (mm, mean shape) for completion and denoising. APD in cm. Plausibility = ``tasks.score`` (lower = more plausible).
-The JSON has one object per task, inside one object per method, plus ``settings`` and ``seed``.
+orientation); with ``--smpl-model FILE`` also MPVPE (mm, mean shape) for completion and denoising.
+APD in cm. Plausibility = ``tasks.score`` (lower = more plausible). Denoising also reports the mean
+joint acceleration as a multiple of the clean motion's; generation the share of standing poses (feet
+flat under the hips); ``convention`` the retarget convention of the training poses vs AMASS.
+The JSON has one object per task, inside one object per method (pooled), with ``by_source`` copies
+per source, plus ``settings`` and ``seed``. stdout: the markdown tables.
 """
 
 from __future__ import annotations
@@ -56,10 +61,47 @@ class EvalData:
     clips: list[tuple[str, np.ndarray]]
     train_poses: np.ndarray
     source: str
+    clip_sources: list[str] | None = None      # per clip: its data source ('bandai2', 'cmu-daz', ...)
+    train_sources: np.ndarray | None = None    # (M,) source of each training pose
+    dataset: Any = None                        # the prepared dataset, when used
 
     def frames(self) -> np.ndarray:
         """(N,63) all evaluated frames."""
         return np.concatenate([p for _, p in self.clips], 0)
+
+    def frame_sources(self) -> np.ndarray:
+        """(N,) source of each evaluated frame ('data' when unknown)."""
+        srcs = self.clip_sources or ["data"] * len(self.clips)
+        return np.concatenate([np.full(len(p), s, dtype=object) for (_, p), s in zip(self.clips, srcs)]).astype(str)
+
+    def sources(self) -> list[str]:
+        return sorted(set(self.clip_sources or ["data"]))
+
+
+def _groups(sources: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """{'pooled': all rows, <source>: its rows} (a source only when there are several)."""
+    g = {"pooled": np.arange(len(sources))}
+    if len(names) > 1:
+        for s in names:
+            g[s] = np.flatnonzero(sources == s)
+    return g
+
+
+def _stratified(data: "EvalData", n_per_source: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n_per_source`` evaluated frames of each source -> (poses (N,63), sources (N,))."""
+    frames, fs = data.frames(), data.frame_sources()
+    idx = []
+    for s in data.sources():
+        cand = np.flatnonzero(fs == s)
+        idx.append(cand if len(cand) <= n_per_source else np.sort(rng.choice(cand, n_per_source, replace=False)))
+    sel = np.concatenate(idx)
+    return frames[sel], fs[sel]
+
+
+def acceleration_mm(joints: np.ndarray) -> float:
+    """Mean joint acceleration (mm/frame², norm of the second temporal difference) of (...,T,J,3) metres."""
+    j = np.asarray(joints, np.float64)
+    return float(1000.0 * np.linalg.norm(j[..., 2:, :, :] - 2 * j[..., 1:-1, :, :] + j[..., :-2, :, :], axis=-1).mean())
 
 
 def _collect_files(paths: list[str]) -> list[Path]:
@@ -110,14 +152,24 @@ def load_eval_data(data: list[str] | None, max_train: int = 200_000, seed: int =
             source = f"--data ({len(clips)} eval clips, {len(train_clips)} train clips by name hash)"
     else:
         assert ds is not None
-        clips = [(c.name, c.poses) for c in ds.clips("val")]
+        vc = list(ds.clips("val"))
+        clips = [(c.name, c.poses) for c in vc]
+        clip_sources = [c.source for c in vc]
         train = ds.train_poses()
-        source = f"prepared dataset val split ({len(clips)} clips), train split as reference"
+        fsrc = np.repeat(ds.clip_sources, np.diff(ds.clip_starts))
+        train_sources = fsrc[ds.frame_mask("train") & ds.dedup_mask].astype(str)
+        source = (f"prepared dataset held-out split ({len(clips)} clips: whole styles/subjects, "
+                  f"backend.data.dataset.HELD_OUT), train split as reference")
     if not clips:
         raise InputError("no evaluation clips with poses")
+    if data:
+        clip_sources, train_sources = None, None
     if len(train) > max_train:
-        train = train[np.sort(rng.choice(len(train), max_train, replace=False))]
-    return EvalData(clips=clips, train_poses=np.asarray(train, np.float32), source=source)
+        pick = np.sort(rng.choice(len(train), max_train, replace=False))
+        train = train[pick]
+        train_sources = train_sources[pick] if train_sources is not None else None
+    return EvalData(clips=clips, train_poses=np.asarray(train, np.float32), source=source, clip_sources=clip_sources,
+                    train_sources=train_sources, dataset=ds if not data else None)
 
 
 def _subset(a: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,12 +186,22 @@ def _mean(x: np.ndarray) -> float:
 def eval_completion(prior: PosePrior, data: EvalData, n_poses: int, n_hyp: int, seed: int,
                     log: Callable[[str], None] = print, vm: mt.VertexMetric | None = None) -> dict[str, Any]:
     """Per mask: MPJPE on the joints moved by the hidden rotations (best of H, mean over H,
-    score-ranked first), APD over hypotheses; baselines mean-pose fill and NN retrieval."""
+    score-ranked first), APD over hypotheses; baselines mean-pose fill and NN retrieval (nearest
+    first). ``n_poses`` poses per source; results pooled (top level) and per source (``by_source``)."""
     rng = np.random.default_rng(seed)
-    gt = _subset(data.frames(), n_poses, rng)
+    gt, gsrc = _stratified(data, n_poses, rng)
+    groups = _groups(gsrc, data.sources())
     gt_j = mt.fk_joints(gt)
     mean_pose = data.train_poses.mean(0)
     out: dict[str, Any] = {}
+
+    def summary(err: np.ndarray, joints: np.ndarray | None, rows: np.ndarray) -> dict[str, float]:
+        e = err[rows]
+        r = {"best_of_h_mm": _mean(e.min(1)), "mean_over_h_mm": _mean(e.mean(1)),
+             "score_ranked_first_mm": _mean(e[:, 0])}
+        r["apd_cm"] = mt.apd_batched(joints[rows]) if joints is not None else 0.0
+        return r
+
     for mask in COMPLETION_MASKS:
         keep = tasks.keep_from_mask(mask)
         jidx = mt.hidden_fk_joints(BODY_MASKS[mask])
@@ -148,40 +210,49 @@ def eval_completion(prior: PosePrior, data: EvalData, n_poses: int, n_hyp: int, 
         dt = time.perf_counter() - t0
         hj = mt.fk_joints(r["poses"])  # (N,H,22,3)
         err = mt.mpjpe(hj, gt_j[:, None], jidx)  # (N,H)
-        res = {"dposer": {"best_of_h_mm": _mean(err.min(1)), "mean_over_h_mm": _mean(err.mean(1)),
-                          "score_ranked_first_mm": _mean(err[:, 0]), "apd_cm": mt.apd_batched(hj),
-                          "seconds": dt}}
         mp = bl.mean_pose_fill(gt, keep, mean_pose)
-        e_mp = mt.mpjpe(mt.fk_joints(mp), gt_j, jidx)
-        res["mean_pose_fill"] = {"best_of_h_mm": _mean(e_mp), "mean_over_h_mm": _mean(e_mp),
-                                 "score_ranked_first_mm": _mean(e_mp), "apd_cm": 0.0}
+        e_mp = mt.mpjpe(mt.fk_joints(mp), gt_j, jidx)[:, None]
         nn = bl.nn_retrieval_fill(gt, keep, data.train_poses, k=n_hyp)
         nj = mt.fk_joints(nn)
         e_nn = mt.mpjpe(nj, gt_j[:, None], jidx)
-        res["nn_retrieval"] = {"best_of_h_mm": _mean(e_nn.min(1)), "mean_over_h_mm": _mean(e_nn.mean(1)),
-                               "score_ranked_first_mm": _mean(e_nn[:, 0]), "apd_cm": mt.apd_batched(nj)}
-        if vm is not None:  # MPVPE over the whole mesh
-            ev_ = vm.mpvpe(r["poses"], gt[:, None])
-            res["dposer"].update(mpvpe_best_of_h_mm=_mean(ev_.min(1)), mpvpe_ranked_first_mm=_mean(ev_[:, 0]))
-            res["mean_pose_fill"]["mpvpe_mm"] = _mean(vm.mpvpe(mp, gt))
-            en = vm.mpvpe(nn, gt[:, None])
-            res["nn_retrieval"].update(mpvpe_best_of_h_mm=_mean(en.min(1)), mpvpe_ranked_first_mm=_mean(en[:, 0]))
+        if vm is not None:
+            ev_, en = vm.mpvpe(r["poses"], gt[:, None]), vm.mpvpe(nn, gt[:, None])
+            ep = vm.mpvpe(mp, gt)
+        res: dict[str, Any] = {"by_source": {}}
+        for g, rows in groups.items():
+            gr = {"dposer": summary(err, hj, rows), "mean_pose_fill": summary(e_mp, None, rows),
+                  "nn_retrieval": summary(e_nn, nj, rows), "n": int(len(rows))}
+            if vm is not None:
+                gr["dposer"].update(mpvpe_best_of_h_mm=_mean(ev_[rows].min(1)), mpvpe_ranked_first_mm=_mean(ev_[rows, 0]))
+                gr["mean_pose_fill"]["mpvpe_mm"] = _mean(ep[rows])
+                gr["nn_retrieval"].update(mpvpe_best_of_h_mm=_mean(en[rows].min(1)), mpvpe_ranked_first_mm=_mean(en[rows, 0]))
+            if g == "pooled":
+                res.update(gr)
+            else:
+                res["by_source"][g] = gr
+        res["dposer"]["seconds"] = dt
         res["hidden_fk_joints"] = jidx
         out[mask] = res
-        log(f"[eval] completion {mask}: dposer best-of-{n_hyp} {res['dposer']['best_of_h_mm']:.1f} mm, "
-            f"nn {res['nn_retrieval']['best_of_h_mm']:.1f} mm ({dt:.1f} s)")
-    out["settings"] = {"n_poses": int(len(gt)), "n_hypotheses": n_hyp, "steps": 200,
-                       "metric": "MPJPE (mm) on FK joints moved by the hidden joints"}
+        log(f"[eval] completion {mask}: dposer best-of-{n_hyp} {res['dposer']['best_of_h_mm']:.1f} mm "
+            f"(1st {res['dposer']['score_ranked_first_mm']:.1f}, APD {res['dposer']['apd_cm']:.1f} cm), "
+            f"nn {res['nn_retrieval']['best_of_h_mm']:.1f} mm (1st {res['nn_retrieval']['score_ranked_first_mm']:.1f}) "
+            f"({dt:.1f} s)")
+    out["settings"] = {"n_poses": int(len(gt)), "n_poses_per_source": n_poses, "n_hypotheses": n_hyp, "steps": 200,
+                       "metric": "MPJPE (mm) on FK joints moved by the hidden joints",
+                       "nn_retrieval": "the H training poses nearest on the kept joints' axis-angle, nearest first"}
     return out
 
 
 # ================================================================================ denoising
 
 
-def _windows(data: EvalData, L: int, n: int, rng: np.random.Generator, exclude: set | None = None
-             ) -> tuple[np.ndarray, set]:
-    """n non-overlapping L-frame windows (poses (n,L,63)) from clips long enough; returns the keys used."""
-    cands = [(ci, s) for ci, (_, p) in enumerate(data.clips) for s in range(0, len(p) - L + 1, L)]
+def _windows(data: EvalData, L: int, n: int, rng: np.random.Generator, exclude: set | None = None,
+             source: str | None = None) -> tuple[np.ndarray, set]:
+    """n non-overlapping L-frame windows (poses (n,L,63)) from clips long enough (of ``source`` only,
+    if given); returns the keys used."""
+    srcs = data.clip_sources or ["data"] * len(data.clips)
+    cands = [(ci, s) for ci, (_, p) in enumerate(data.clips) for s in range(0, len(p) - L + 1, L)
+             if source is None or srcs[ci] == source]
     if exclude:
         cands = [c for c in cands if c not in exclude]
     if not cands:
@@ -193,41 +264,72 @@ def _windows(data: EvalData, L: int, n: int, rng: np.random.Generator, exclude: 
 
 def eval_denoising(prior: PosePrior, data: EvalData, n_windows: int, seed: int, L: int = 60,
                    log: Callable[[str], None] = print, vm: mt.VertexMetric | None = None) -> dict[str, Any]:
-    """Per noise level: MPJPE before/after for DPoser, DPoser without the prior term, and the
-    Gaussian / Butterworth filters tuned on separate val windows."""
+    """Per noise level: MPJPE and mean joint acceleration for DPoser, DPoser without the prior term,
+    and the Gaussian / Butterworth filters tuned on separate held-out windows. ``n_windows`` windows
+    per source; pooled (top level) and per source (``by_source``)."""
     rng = np.random.default_rng(seed)
     L = min(L, max(len(p) for _, p in data.clips))
-    win, used = _windows(data, L, n_windows, rng)
-    tune_win, _ = _windows(data, L, max(8, n_windows // 2), rng, exclude=used)
+    wins, wsrc, used = [], [], set()
+    for src in data.sources():
+        w, u = _windows(data, L, n_windows, rng, source=None if src == "data" else src)
+        wins.append(w)
+        wsrc += [src] * len(w)
+        used |= u
+    win = np.concatenate(wins)
+    wsrc_a = np.asarray(wsrc)
+    groups = _groups(wsrc_a, data.sources())
+    tune_win, _ = _windows(data, L, max(8, len(win) // 2), rng, exclude=used)
     if len(tune_win) == 0:
         tune_win = win
     clean = mt.fk_joints(win)  # (W,L,22,3)
     tune_clean = mt.fk_joints(tune_win)
     out: dict[str, Any] = {}
+
+    def metrics(y: np.ndarray, rows: np.ndarray) -> dict[str, float]:
+        acc, acc0 = acceleration_mm(y[rows]), acceleration_mm(clean[rows])
+        return {"mpjpe_mm": _mean(mt.mpjpe(y[rows], clean[rows])), "accel_mm": acc, "accel_ratio": acc / acc0}
+
     for lvl in NOISE_LEVELS_MM:
         noisy = (clean + rng.standard_normal(clean.shape) * lvl / 1000.0).astype(np.float32)
         tnoisy = tune_clean + rng.standard_normal(tune_clean.shape) * lvl / 1000.0
-        res: dict[str, Any] = {"input": {"mpjpe_mm": _mean(mt.mpjpe(noisy, clean))}}
+        outputs: dict[str, np.ndarray] = {"input": noisy}
+        extra: dict[str, dict] = {}
         for name, use_prior in (("dposer", True), ("dposer_no_prior", False)):
             t0 = time.perf_counter()
             poses = tasks.denoise_windows(prior, noisy, lvl, use_prior=use_prior, seed=seed)
-            res[name] = {"mpjpe_mm": _mean(mt.mpjpe(mt.fk_joints(poses), clean)),
-                         "seconds": time.perf_counter() - t0}
+            outputs[name] = mt.fk_joints(poses)
+            extra[name] = {"seconds": time.perf_counter() - t0}
             if vm is not None:
-                res[name]["mpvpe_mm"] = _mean(vm.mpvpe(poses, win))
+                extra[name]["mpvpe_mm"] = _mean(vm.mpvpe(poses, win))
         for kind in ("gaussian", "butterworth"):
             tuned = bl.tune_filter(tnoisy, tune_clean, kind)
-            y = bl.apply_filter(noisy, kind, tuned["params"])
-            res[f"{kind}_filter"] = {"mpjpe_mm": _mean(mt.mpjpe(y, clean)), "params": tuned["params"]}
+            outputs[f"{kind}_filter"] = bl.apply_filter(noisy, kind, tuned["params"])
+            extra[f"{kind}_filter"] = {"params": tuned["params"]}
+        res: dict[str, Any] = {"by_source": {}}
+        for g, rows in groups.items():
+            gr: dict[str, Any] = {k: metrics(y, rows) for k, y in outputs.items()}
+            gr["clean"] = {"accel_mm": acceleration_mm(clean[rows])}
+            best = min(gr["gaussian_filter"]["mpjpe_mm"], gr["butterworth_filter"]["mpjpe_mm"])
+            gr["dposer_vs_best_filter"] = gr["dposer"]["mpjpe_mm"] / best
+            gr["n_windows"] = int(len(rows))
+            if g == "pooled":
+                res.update(gr)
+            else:
+                res["by_source"][g] = gr
+        for k, v in extra.items():
+            res[k].update(v)
         est = [tasks.estimate_noise_mm(w) for w in noisy[: min(8, len(noisy))]]
         res["noise_estimate_mm"] = float(np.mean(est))
         out[f"{lvl}mm"] = res
-        log(f"[eval] denoising {lvl} mm: input {res['input']['mpjpe_mm']:.1f}, dposer {res['dposer']['mpjpe_mm']:.1f}, "
-            f"no prior {res['dposer_no_prior']['mpjpe_mm']:.1f}, gauss {res['gaussian_filter']['mpjpe_mm']:.1f}, "
+        log(f"[eval] denoising {lvl} mm: input {res['input']['mpjpe_mm']:.1f}, dposer {res['dposer']['mpjpe_mm']:.1f} "
+            f"(acc x{res['dposer']['accel_ratio']:.2f}), no prior {res['dposer_no_prior']['mpjpe_mm']:.1f}, "
+            f"gauss {res['gaussian_filter']['mpjpe_mm']:.1f} (acc x{res['gaussian_filter']['accel_ratio']:.2f}), "
             f"butter {res['butterworth_filter']['mpjpe_mm']:.1f} mm")
-    out["settings"] = {"n_windows": int(len(win)), "window": L, "n_tuning_windows": int(len(tune_win)),
+    out["settings"] = {"n_windows": int(len(win)), "n_windows_per_source": n_windows, "window": L,
+                       "n_tuning_windows": int(len(tune_win)),
                        "noise": "i.i.d. Gaussian per coordinate on the 22 FK joints",
-                       "filters_tuned_on": "separate val windows with their own noise draw"}
+                       "accel": "mean ||J[t+1] - 2 J[t] + J[t-1]|| (mm/frame^2, 30 fps); ratio to the clean motion's",
+                       "filters_tuned_on": "separate held-out windows with their own noise draw"}
     return out
 
 
@@ -309,6 +411,7 @@ def _gen_metrics(poses: np.ndarray, real_j: np.ndarray, train_j: np.ndarray, lim
             "frechet_fk": mt.frechet_distance(j[:, 4:].reshape(len(j), -1), real_j[:, 4:].reshape(len(real_j), -1)),
             "nn_to_train_mm": _mean(mt.nearest_neighbour_mpjpe(j, train_j)),
             "floor_violation_rate": _mean(mt.floor_violation(j)),
+            "feet_flat_share": _mean(mt.feet_flat_under_hips(j)),
             "joint_limit_violation_rate": _mean(limits.violations(poses))}
 
 
@@ -339,11 +442,29 @@ def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int,
         out[name] = {**_gen_metrics(poses, real_j, train_j, limits), "n": int(len(poses)), "seconds": dt}
     held = _subset(data.frames(), n_samples, np.random.default_rng(seed + 1))
     out["real_heldout"] = {**_gen_metrics(held, real_j, train_j, limits), "n": int(len(held))}
+    by_src = {}
+    if len(data.sources()) > 1:
+        fs = data.frame_sources()
+        frames = data.frames()
+        srng = np.random.default_rng(seed + 2)
+        for src in data.sources():
+            h = _subset(frames[fs == src], min(n_samples, 500), srng)
+            hj = mt.fk_joints(h)
+            by_src[src] = {"apd_cm": mt.apd(hj), "feet_flat_share": _mean(mt.feet_flat_under_hips(hj)), "n": int(len(h))}
+    out["real_heldout"]["by_source"] = by_src
+    ref = out["real_heldout"]["apd_cm"]
+    for k, v in out.items():
+        if k.startswith("dposer"):
+            v["apd_vs_real"] = v["apd_cm"] / ref
     for k, v in out.items():
         log(f"[eval] generation {k}: APD {v['apd_cm']:.1f} cm, FD {v['frechet_fk']:.4f}, NN {v['nn_to_train_mm']:.1f} mm, "
-            f"floor {v['floor_violation_rate']:.3f}, limits {v['joint_limit_violation_rate']:.3f}")
+            f"floor {v['floor_violation_rate']:.3f}, limits {v['joint_limit_violation_rate']:.3f}, "
+            f"feet flat {v['feet_flat_share']:.2f}")
     out["settings"] = {"frechet": "on flattened FK joints 4..21 (54-D, metres; 0-3 are fixed by the zero root) vs held-out real poses",
                        "floor": "non-leg joint > 5 cm below the lower foot joint",
+                       "feet_flat": "both ankles and toes within 4 cm of one height, each ankle within 15 cm of its hip "
+                                    "horizontally and > 70 cm below it (a standing pose)",
+                       "apd": "over the first 500 poses (cm); apd_vs_real = ratio to the held-out real poses' APD",
                        "joint_limits": "outside the training 0.1-99.9% range per component (+10%)"}
     return out
 
@@ -351,46 +472,102 @@ def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int,
 # ================================================================================ report
 
 
+SOURCE_FAMILY = {"bandai1": "bandai_namco", "bandai2": "bandai_namco", "cmu-daz": "cmu_daz",
+                 "cmu-cgspeed": "cmu_cgspeed"}
+
+
+def eval_convention(data: EvalData) -> dict[str, Any]:
+    """Retarget convention (issue 11 §1) of the training poses: per joint, mean/std vs DPoser's AMASS
+    statistics, for the train split pooled, per skeleton family and per source."""
+    from backend.data.retarget_report import CONVENTION_JOINTS, convention_stats, convention_table
+    ds = data.dataset
+    if ds is None:
+        return {}
+    fs = np.repeat(ds.clip_sources, np.diff(ds.clip_starts)).astype(str)
+    fn = np.repeat(ds.clip_names, np.diff(ds.clip_starts)).astype(str)
+    tr = ds.frame_mask("train") & ds.dedup_mask
+    fam = np.array([SOURCE_FAMILY.get(x, x) for x in fs], dtype=object)
+    fam[np.char.find(fn, "przestr/16/") >= 0] = "cmu_asf"  # the two ASF-named CMU clips (subject 16)
+    fam = fam.astype(str)
+    groups = {"train (all)": ds.poses[tr]}
+    for f in sorted(set(fam[tr])):
+        groups[f"family {f}"] = ds.poses[tr & (fam == f)]
+    for x in sorted(set(fs[tr])):
+        groups[f"source {x}"] = ds.poses[tr & (fs == x)]
+    stats = {g: convention_stats(p) for g, p in groups.items()}
+    ok = {g: all(stats[g][j]["ok"] for j in CONVENTION_JOINTS) for g in stats}
+    return {"stats": stats, "pass": ok, "joints": list(CONVENTION_JOINTS),
+            "table_md": convention_table(groups),
+            "target": "every axis of the listed joints within 1 AMASS std of the AMASS mean (|z| <= 1)"}
+
+
+def _fmt(x: float, d: int = 1) -> str:
+    return f"{x:.{d}f}"
+
+
 def format_table(res: dict[str, Any]) -> str:
-    """A readable plain-text table of the results."""
+    """Markdown tables of the results: pooled and per source."""
     lines: list[str] = []
     if "completion" in res:
-        lines.append("Completion (MPJPE mm on hidden-part joints)   best-of-H   mean-over-H   ranked-1st   APD cm")
-        for mask, r in res["completion"].items():
-            if mask == "settings":
-                continue
-            for m in ("dposer", "nn_retrieval", "mean_pose_fill"):
-                x = r[m]
-                lines.append(f"  {mask:9s} {m:16s}                   {x['best_of_h_mm']:8.1f}   {x['mean_over_h_mm']:10.1f}"
-                             f"   {x['score_ranked_first_mm']:10.1f}   {x['apd_cm']:6.1f}")
+        comp = {k: v for k, v in res["completion"].items() if k != "settings"}
+        groups = ["pooled"] + sorted(next(iter(comp.values())).get("by_source", {})) if comp else []
+        for g in groups:
+            n = None
+            lines += ["", f"Completion, {g}: MPJPE (mm) on the hidden part's joints, {res['completion']['settings']['n_hypotheses']}"
+                      " hypotheses; APD (cm) between hypotheses", "",
+                      "| mask | method | best of H | score-ranked 1st (NN: nearest) | mean over H | APD cm |",
+                      "|---|---|---:|---:|---:|---:|"]
+            for mask, r in comp.items():
+                rr = r if g == "pooled" else r["by_source"][g]
+                n = rr.get("n", n)
+                for m in ("dposer", "nn_retrieval", "mean_pose_fill"):
+                    x = rr[m]
+                    lines.append(f"| {mask} | {m} | {_fmt(x['best_of_h_mm'])} | {_fmt(x['score_ranked_first_mm'])} | "
+                                 f"{_fmt(x['mean_over_h_mm'])} | {_fmt(x['apd_cm'])} |")
+            if n is not None:
+                lines.append(f"({n} poses)")
     if "denoising" in res:
-        lines.append("Denoising (MPJPE mm)        input   dposer   no-prior   gaussian   butterworth")
-        for lvl, r in res["denoising"].items():
-            if lvl == "settings":
-                continue
-            lines.append(f"  {lvl:6s}                  {r['input']['mpjpe_mm']:7.1f}  {r['dposer']['mpjpe_mm']:7.1f}"
-                         f"  {r['dposer_no_prior']['mpjpe_mm']:9.1f}  {r['gaussian_filter']['mpjpe_mm']:9.1f}"
-                         f"  {r['butterworth_filter']['mpjpe_mm']:12.1f}")
+        den = {k: v for k, v in res["denoising"].items() if k != "settings"}
+        groups = ["pooled"] + sorted(next(iter(den.values())).get("by_source", {})) if den else []
+        for g in groups:
+            lines += ["", f"Denoising, {g}: MPJPE (mm) / mean joint acceleration as a multiple of the clean motion's", "",
+                      "| noise | input | DPoser | DPoser no prior | Gaussian (tuned) | Butterworth (tuned) | DPoser / best filter |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            for lvl, r in den.items():
+                rr = r if g == "pooled" else r["by_source"][g]
+                cell = lambda m: f"{_fmt(rr[m]['mpjpe_mm'])} / {rr[m]['accel_ratio']:.2f}x"  # noqa: E731
+                lines.append(f"| {lvl} | {cell('input')} | {cell('dposer')} | {cell('dposer_no_prior')} | "
+                             f"{cell('gaussian_filter')} | {cell('butterworth_filter')} | {rr['dposer_vs_best_filter']:.2f} |")
     if "interpolation" in res:
         r = res["interpolation"]
-        lines.append("Interpolation")
+        lines += ["", "Interpolation", ""]
         for k, v in r["roundtrip"].items():
-            lines.append(f"  round trip {k:14s} {v['mpjpe_mm']:8.2f} mm  (n={v['n']}, {v['seconds']:.1f} s)")
-        lines.append("  in-between (MPJPE mm / plausibility, lower better)   dposer     dposer(T=1)     slerp        cubic        real")
+            lines.append(f"- ODE round trip {k}: {v['mpjpe_mm']:.2f} mm (n={v['n']}, {v['seconds']:.1f} s)")
+        lines += ["", "| in-between | DPoser | DPoser (T=1) | slerp | cubic | real |", "|---|---:|---:|---:|---:|---:|"]
         for k, v in r.items():
             if not k.startswith("inbetween"):
                 continue
-            lines.append(f"  {k:18s}  " + "  ".join(f"{v[m]['mpjpe_mm']:6.1f} / {v[m]['plausibility']:6.3f}"
-                                                   for m in ("dposer", "dposer_latent_T1", "slerp", "cubic"))
-                         + f"   {v['real']['plausibility']:6.3f}")
+            lines.append(f"| {k} (MPJPE mm / plausibility) | " + " | ".join(
+                f"{v[m]['mpjpe_mm']:.1f} / {v[m]['plausibility']:.3f}" for m in ("dposer", "dposer_latent_T1", "slerp", "cubic"))
+                + f" | {v['real']['plausibility']:.3f} |")
     if "generation" in res:
-        lines.append("Generation          APD cm   Frechet(FK)   NN-train mm   floor-viol   limit-viol")
+        lines += ["", "Generation (pooled held-out poses as reference)", "",
+                  "| method | APD cm | APD / real | Fréchet (FK) | NN to train mm | floor viol. | limit viol. | feet flat |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for k, v in res["generation"].items():
             if k == "settings":
                 continue
-            lines.append(f"  {k:16s} {v['apd_cm']:7.1f}  {v['frechet_fk']:11.4f}  {v['nn_to_train_mm']:11.1f}"
-                         f"  {v['floor_violation_rate']:10.3f}  {v['joint_limit_violation_rate']:10.3f}")
-    return "\n".join(lines)
+            ratio = f"{v['apd_vs_real']:.2f}" if "apd_vs_real" in v else "-"
+            lines.append(f"| {k} | {v['apd_cm']:.1f} | {ratio} | {v['frechet_fk']:.4f} | {v['nn_to_train_mm']:.1f} | "
+                         f"{v['floor_violation_rate']:.3f} | {v['joint_limit_violation_rate']:.3f} | {v['feet_flat_share']:.2f} |")
+        bs = res["generation"].get("real_heldout", {}).get("by_source", {})
+        for src, v in bs.items():
+            lines.append(f"| real held-out {src} | {v['apd_cm']:.1f} | | | | | | {v['feet_flat_share']:.2f} |")
+    if res.get("convention"):
+        c = res["convention"]
+        lines += ["", "Retarget convention (train poses vs AMASS): largest |mean - AMASS mean| / AMASS std over the 3 axes;"
+                  " target <= 1", "", c["table_md"]]
+    return "\n".join(lines).strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,9 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="few poses/windows/clips (smoke test)")
-    p.add_argument("--tasks", default="completion,denoising,interpolation,generation")
-    p.add_argument("--n-complete", type=int, default=None, help="poses per completion mask (default 128; quick 4)")
-    p.add_argument("--n-windows", type=int, default=None, help="60-frame denoising windows (default 24; quick 2)")
+    p.add_argument("--tasks", default="completion,denoising,interpolation,generation,convention")
+    p.add_argument("--n-complete", type=int, default=None,
+                   help="poses per source per completion mask (default 64; quick 4)")
+    p.add_argument("--n-windows", type=int, default=None, help="60-frame denoising windows per source (default 12; quick 2)")
     p.add_argument("--n-clips", type=int, default=None, help="clips per in-between K (default 24; quick 2)")
     p.add_argument("--n-samples", type=int, default=None, help="generated poses (default 1000; quick 32)")
     p.add_argument("--n-em", type=int, default=None, help="EM-1000 samples (default 500; quick 4)")
@@ -416,8 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     q = args.quick
-    n_complete = args.n_complete or (4 if q else 128)
-    n_windows = args.n_windows or (2 if q else 24)
+    n_complete = args.n_complete or (4 if q else 64)
+    n_windows = args.n_windows or (2 if q else 12)
     n_clips = args.n_clips or (2 if q else 24)
     n_samples = args.n_samples or (32 if q else 1000)
     n_em = args.n_em or (4 if q else 500)
@@ -442,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       adaptive=not q, log=log)
         if "generation" in wanted:
             res["generation"] = eval_generation(prior, data, n_samples, n_em, args.seed, log)
+        if "convention" in wanted:
+            res["convention"] = eval_convention(data)
     except (InputError, tasks.BadInput, FileNotFoundError, ValueError) as e:
         if args.debug:
             raise

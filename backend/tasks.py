@@ -923,14 +923,21 @@ def _blend_weights(L: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return w
 
 
+# Temporal smoothness of the denoiser (issue 11): weight of the squared joint acceleration
+# ``w_acc it^2 mean ||J_{f+1} - 2 J_f + J_{f-1}||^2`` in round it (metres; 30 fps): none in the first
+# round (the fit converges first), then it removes the frame-to-frame jitter of the stochastic prior term.
+DENOISE_ACC_WEIGHT = 100.0
+
+
 def _fit_windows(prior: PosePrior, target: torch.Tensor, init_pose: torch.Tensor, root: torch.Tensor,
                  trans: torch.Tensor, fit_root: bool, fit_trans: bool, schedule: tuple[int, int, float, float],
                  use_prior: bool, gen: torch.Generator | None, mon: _Monitor, lr: float = 0.03,
-                 w_data: float = 100.0, w_temp: float = 10.0, w_prior: float = 0.1
+                 w_data: float = 100.0, w_temp: float = 10.0, w_prior: float = 0.1, w_acc: float | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fits W windows jointly (one batch). target (W,L,22,3); init_pose (W,L,63); root, trans (W,L,3).
     Losses per window, round ``it``: data ``w_data/(1+it^2) mean ||J - J_noisy||``, temporal
-    ``w_temp (1+it) mean ||J_{f+1} - J_f||``, prior ``w_prior (1+it) sum 1/2 (x - sg(x0_hat))^2 / L``
+    ``w_temp (1+it) mean ||J_{f+1} - J_f||``, acceleration ``w_acc it^2 mean ||J_{f+1} - 2J_f + J_{f-1}||^2``
+    (default :data:`DENOISE_ACC_WEIGHT`), prior ``w_prior (1+it) sum 1/2 (x - sg(x0_hat))^2 / L``
     (x the z-scored pose; closed-form gradient). Returns fitted (pose, root, trans)."""
     steps_per_round, rounds, t_max, t_min = schedule
     W, L = target.shape[:2]
@@ -951,6 +958,7 @@ def _fit_windows(prior: PosePrior, target: torch.Tensor, init_pose: torch.Tensor
     for it in range(rounds):
         ts, alphas, sigmas, _ = _schedule_coefs(sde, steps_per_round, t_max, t_min)
         cd, ct, cp = w_data / (1 + it * it), w_temp * (1 + it), w_prior * (1 + it)
+        ca = (DENOISE_ACC_WEIGHT if w_acc is None else w_acc) * it * it
         for t, a_t, s_t in zip(ts, alphas, sigmas):
             opt.zero_grad(set_to_none=False)
             j = forward_kinematics(pose, root_v, trans_v)[0]  # (W,L,22,3)
@@ -959,6 +967,9 @@ def _fit_windows(prior: PosePrior, target: torch.Tensor, init_pose: torch.Tensor
             if L > 1:
                 vel = ((j[:, 1:] - j[:, :-1]).pow(2).sum(-1) + 1e-12).sqrt().mean((1, 2))
                 loss = loss + ct * vel.sum()
+            if L > 2 and ca > 0:
+                acc = (j[:, 2:] - 2 * j[:, 1:-1] + j[:, :-2]).pow(2).sum(-1).mean((1, 2))
+                loss = loss + ca * acc.sum()
             loss.backward()
             if use_prior:
                 with torch.inference_mode():

@@ -251,6 +251,8 @@ def train(args: argparse.Namespace) -> dict:
         time_budget_s=args.time_budget_min * 60.0)
     if resume and args.iters and args.iters != cfg.iters:
         cfg.iters = args.iters  # extending a run is allowed; the LR schedule follows the new length
+    if resume and args.time_budget_min and args.time_budget_min * 60.0 != cfg.time_budget_s:
+        cfg.time_budget_s = args.time_budget_min * 60.0  # so is changing its time budget
 
     torch.manual_seed(cfg.seed + rank)
     if resume:

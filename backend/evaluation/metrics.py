@@ -164,3 +164,23 @@ class VertexMetric:
     def mpvpe(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         """Per-sample mean vertex error (mm): poses pred (...,63) vs gt (...,63) (broadcast)."""
         return 1000.0 * np.linalg.norm(self.vertices(pred) - self.vertices(gt), axis=-1).mean(-1)
+
+
+def feet_flat_under_hips(joints: np.ndarray, flat_tol_m: float = 0.04, under_m: float = 0.15,
+                         drop_m: float = 0.7) -> np.ndarray:
+    """Standing-posture test for static poses (root at the origin, zero root orientation, so "up" is
+    the pelvis's +Y): feet flat (both ankles at one height and both toe joints at one height, within
+    ``flat_tol_m``, and each foot's ankle-over-toe height within ``flat_tol_m`` of the rest pose's),
+    each ankle within ``under_m`` of its hip in the horizontal (X-Z) plane and at least ``drop_m``
+    below it (legs under the body, nearly straight). joints (N,22,3) -> (N,) bool."""
+    from backend.engine.skeleton import smpl_skeleton
+    rest = smpl_skeleton().rest_joints
+    j = np.asarray(joints)
+    y = j[..., 1]
+    ok = (np.abs(y[:, 7] - y[:, 8]) < flat_tol_m) & (np.abs(y[:, 10] - y[:, 11]) < flat_tol_m)
+    for ankle, toe in ((7, 10), (8, 11)):
+        ok &= np.abs((y[:, ankle] - y[:, toe]) - (rest[ankle, 1] - rest[toe, 1])) < flat_tol_m
+    for hip, ankle in ((1, 7), (2, 8)):
+        horiz = np.linalg.norm(j[:, ankle][:, [0, 2]] - j[:, hip][:, [0, 2]], axis=-1)
+        ok &= (horiz < under_m) & (y[:, hip] - y[:, ankle] > drop_m)
+    return ok
