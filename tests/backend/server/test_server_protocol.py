@@ -103,6 +103,7 @@ def test_roundtrip_every_request_type(real_server: RawServer, weights: Path, tmp
     cancel = run("cancel", target=12345)
     assert cancel.state == "unknown"  # type: ignore[attr-defined]
     seen.add("shutdown")  # covered by test_shutdown (it ends the server)
+    seen.add("fit_image")  # covered by tests/backend/photo/test_photo_interfaces.py (needs optional mediapipe)
     assert seen == set(S.REQUEST_TYPES)
 
 

@@ -98,6 +98,7 @@ EXAMPLES = {
     "score": dict(poses=np.ones((5, 63))),
     "retarget_bvh": dict(path="/tmp/a.bvh", family="cmu_cgspeed", fps=30),
     "read_amass": dict(path="/tmp/a.npz"),
+    "fit_image": dict(path="/tmp/a.png", n_hypotheses=3, seed=2),
     "cancel": dict(target=4),
     "ping": {},
     "shutdown": {},
