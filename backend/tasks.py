@@ -769,10 +769,42 @@ def parse_keep(keep: object) -> np.ndarray:
     return out
 
 
+COMPLETE_METHODS = ("dposer", "inpaint")
+COMPLETE_METHOD = "dposer"
+INPAINT_STEPS = 30
+
+
+def _inpaint(prior: PosePrior, obs: torch.Tensor, kd: torch.Tensor, steps: int, gen: torch.Generator | None,
+             mon: "_Monitor") -> torch.Tensor:
+    """Conditional sampling by replacement (issue 11): the ancestral DDIM sampler (eta 1) from t = 1,
+    with the kept dims replaced at every step by their forward-noised observed values
+    ``alpha_t obs + sigma_t z``; the hidden dims are a sample of the prior given the kept ones, so the
+    hypotheses differ. obs (B,63) z-space, kd (63,) bool -> x (B,63) z-space (kept dims = obs)."""
+    fe, sde = _fast(prior), prior.sde
+    ts = np.linspace(sde.T, T_EPS_SAMPLE, steps).tolist()
+    co = torch.tensor(ts, dtype=torch.float64)
+    al, sg = sde.alpha(co).tolist(), sde.sigma(co).tolist()
+    shape = tuple(obs.shape)
+    x = _randn(shape, gen, obs.device)
+    for i, t in enumerate(ts):
+        x = torch.where(kd, al[i] * obs + sg[i] * _randn(shape, gen, obs.device), x)
+        eps = fe(x, t)
+        x0 = (x - sg[i] * eps) / al[i]
+        if i == len(ts) - 1:
+            x = x0
+        else:
+            a_t, s_t, a_s, s_s = al[i], sg[i], al[i + 1], sg[i + 1]
+            c = s_s / s_t * math.sqrt(max(s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2, 0.0))
+            x = a_s * x0 + math.sqrt(max(s_s ** 2 - c * c, 0.0)) * eps + c * _randn(shape, gen, obs.device)
+        mon.tick()
+    return torch.where(kd, obs, x)
+
+
 def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int = 10, steps: int = 200,
              seed: int | None = None, root_orient: np.ndarray | None = None, lr: float = 0.1,
              t_max: float = 0.2, t_min: float = 0.05, rounds: int = 2, hard_keep: bool = False,
-             progress: Progress = None, should_cancel: ShouldCancel = None) -> dict[str, np.ndarray]:
+             progress: Progress = None, should_cancel: ShouldCancel = None,
+             method: str | None = None) -> dict[str, np.ndarray]:
     """Pose completion with the DPoser regulariser (paper Algorithm 1, official schedule).
 
     Variables live in z-space; the hidden dims start as N(0,1), the kept ones at their values.
@@ -789,6 +821,8 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
         n_hypotheses: H >= 1.
         steps: total optimisation steps (200 = 2 x 100).
         root_orient: optional (N,3); passed through unchanged (the prior ignores it).
+        method: "dposer" (the regulariser above) or "inpaint" (:func:`_inpaint`, ``INPAINT_STEPS``
+            sampler steps instead of the optimisation); None = ``COMPLETE_METHOD``.
     Returns:
         dict(poses (N,H,63) float32 best first, scores (N,H) float32 ascending,
              root_orient (N,3) if given).
@@ -798,11 +832,16 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
     H = _int_arg(n_hypotheses, "n_hypotheses", 1, 10_000)
     steps = _int_arg(steps, "steps", 0, 100_000)
     rounds = _int_arg(rounds, "rounds", 1, 100)
+    method = COMPLETE_METHOD if method is None else method
+    if method not in COMPLETE_METHODS:
+        raise BadInput(f"method must be one of {', '.join(COMPLETE_METHODS)}, got {method!r}")
+    if method == "inpaint":
+        steps, rounds = 0, 1
     N = p.shape[0]
     ro = _root_arg(root_orient, N)
     dev = prior.device
     gen = _generator(seed, dev)
-    mon = _Monitor(progress, should_cancel, steps + 1, "complete")
+    mon = _Monitor(progress, should_cancel, (INPAINT_STEPS if method == "inpaint" else steps) + 1, "complete")
     mon.check()
     kd = torch.as_tensor(np.repeat(keep_b, 3), device=dev)  # (63,) bool
     n_obs = int(kd.sum())
@@ -812,6 +851,8 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
     with _cpu_threads(prior, B), torch.inference_mode():
         obs = prior.normalize(p).repeat_interleave(H, 0)  # (B,63)
         x = torch.where(kd, obs, _randn((B, prior.dim), gen, dev))
+        if method == "inpaint":
+            x = _inpaint(prior, obs, kd, INPAINT_STEPS, gen, mon)
         m = torch.zeros_like(x)
         v = torch.zeros_like(x)
         b1, b2, aeps = 0.9, 0.999, 1e-8
