@@ -165,6 +165,9 @@ def builtin_benches(ctx: BenchContext) -> list[dict]:
         clean = forward_kinematics(torch.as_tensor(base))[0].numpy()
     noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * 0.04
     zeros = np.zeros((1000, 3), np.float32)
+    # 10,000 frames (issue 12): the 1,000-frame clip ten times over (fresh noise), a long motion
+    noisy10k = np.tile(clean, (10, 1, 1)) + rng.standard_normal((10_000,) + clean.shape[1:]).astype(np.float32) * 0.04
+    zeros10k = np.zeros((10_000, 3), np.float32)
     ops: list[tuple[str, Callable[[], Any], int]] = [
         ("sample 1 (ddim 10 steps)", lambda: tasks.sample(prior, 1, sampler="ddim", seed=0), ctx.repeats),
         ("sample 10 (ddim 10 steps)", lambda: tasks.sample(prior, 10, sampler="ddim", seed=0), ctx.repeats),
@@ -177,11 +180,14 @@ def builtin_benches(ctx: BenchContext) -> list[dict]:
                                                           trans=zeros[:60], noise_mm=40), max(1, ctx.repeats // 2)),
         ("denoise 1000 frames @40mm", lambda: tasks.denoise(prior, noisy, root_orient=zeros, trans=zeros,
                                                             noise_mm=40), max(1, ctx.repeats // 3)),
+        ("denoise 10000 frames @40mm", lambda: tasks.denoise(prior, noisy10k, root_orient=zeros10k, trans=zeros10k,
+                                                             noise_mm=40), 1),
         ("in-between 30 frames", lambda: tasks.inbetween(prior, pose[:2], 30), ctx.repeats),
         ("ODE encode 1 pose", lambda: tasks.encode(prior, pose[:1]), ctx.repeats),
     ]
     targets = CUDA_TARGETS if dev.startswith("cuda") else CPU_TARGETS
-    heavy = set() if dev.startswith("cuda") else {"denoise 1000 frames @40mm", "sample 10 (em 1000 steps)"}
+    heavy = ({"denoise 10000 frames @40mm"} if dev.startswith("cuda") else
+             {"denoise 1000 frames @40mm", "denoise 10000 frames @40mm", "sample 10 (em 1000 steps)"})
     rows = []
     for name, fn, reps in ops:
         with _CallCounter(prior) as cc:  # the warm-up run also counts the network calls

@@ -1,7 +1,11 @@
-"""Protocol fuzzing with hypothesis: random JSON, wrong types, huge arrays, NaN, truncated lines.
+"""Protocol fuzzing with hypothesis: random JSON, wrong types, huge arrays, NaN, truncated lines,
+``file`` arrays pointing anywhere (FIFOs, descriptors, links out, system files), huge finite values
+and very long strings.
 
 The server must never die, and every line gets exactly one final reply (an ``error`` for every
 malformed one). Runs against the stub tasks (no step delay) so valid-by-accident requests are cheap.
+Bounded in time: every example has a deadline (a blocked reader would hit it) and the example
+counts are fixed, so the module runs in about a minute on the shared 2-core CPU.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,9 +31,20 @@ FIELDS = sorted({f for cls in S.REQUEST_TYPES.values() for f in cls.__dataclass_
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Iterator[RawServer]:
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fuzz server's --array-dir, with a FIFO, a link out, a valid array file and a sub-folder."""
+    d = tmp_path_factory.mktemp("fuzzarrays")
+    os.mkfifo(d / "fifo")
+    (d / "out").symlink_to("/etc/passwd")
+    (d / "ok.f32").write_bytes(b"\x00" * 4 * 15)
+    (d / "sub").mkdir()
+    return d
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, fuzz_dir: Path) -> Iterator[RawServer]:
     s = RawServer("--tasks-module", str(STUB_TASKS), "--weights", str(tiny_checkpoint), "--device", "cpu",
-                  log=tmp_path_factory.mktemp("fuzzlog") / "server.log",
+                  "--array-dir", str(fuzz_dir), log=tmp_path_factory.mktemp("fuzzlog") / "server.log",
                   env={"STUB_STEP_S": "0", "STUB_DENOISE_STEPS": "3"})
     yield s
     assert s.proc.poll() is None, "the server died during fuzzing"
@@ -67,7 +83,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
     max_leaves=25)
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=60, deadline=20_000, suppress_health_check=list(HealthCheck))
 
 
 @FUZZ
@@ -155,3 +171,64 @@ def test_binary_garbage_and_server_still_alive(fuzz_server: RawServer) -> None:
         finals = exchange(fuzz_server, junk)
         assert len(finals) == 1 and finals[0]["code"] == S.BAD_REQUEST
     assert fuzz_server.proc.poll() is None
+
+
+PATHS = ["fifo", "out", "ok.f32", "sub", "missing", "/etc/passwd", "/proc/self/fd/0", "/dev/zero", "/dev/stdin",
+         "../../../../etc/shadow", "", "x" * 5000]
+
+
+@settings(max_examples=60, deadline=20_000, suppress_health_check=list(HealthCheck))
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), path=st.sampled_from(PATHS) | st.text(max_size=30),
+       relative=st.booleans(), rows=st.integers(1, 6), rid=st.integers(0, 10**6))
+def test_file_arrays_anywhere(fuzz_server: RawServer, fuzz_dir: Path, rtype: str, path: str, relative: bool,
+                              rows: int, rid: int) -> None:
+    """Whatever a ``file`` array names, the reply comes at once (the sentinel behind it is answered:
+    nothing blocked the reader or swallowed the next line) and never quotes /etc/passwd."""
+    obj = _valid(rtype)
+    obj["id"] = rid
+    field = ARRAY_FIELD[rtype]
+    width = 63
+    full = path if (path.startswith("/") or not relative) else str(fuzz_dir / path)
+    obj[field] = {"$array": "float32", "shape": [rows, width] if isinstance(obj[field][0], list) else [width],
+                  "file": full}
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["id"] == rid
+    assert "root:" not in json.dumps(finals[0])
+    if finals[0]["type"] == "error":
+        assert finals[0]["code"] in (S.BAD_INPUT, S.BAD_REQUEST)
+
+
+@FUZZ
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), big=st.floats(13.0, 3e38) | st.floats(-3e38, -13.0),
+       where=st.integers(0, 10_000), rid=st.integers(0, 10**6))
+def test_huge_finite_values(fuzz_server: RawServer, rtype: str, big: float, where: int, rid: int) -> None:
+    """Finite but out-of-range axis-angle values: bad_input, never internal, never NaN output."""
+    obj = _valid(rtype)
+    obj["id"] = rid
+    arr = obj[ARRAY_FIELD[rtype]]
+    if isinstance(arr[0], list):
+        arr[where % len(arr)][where % 63] = big
+    else:
+        arr[where % 63] = big
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_INPUT, finals
+
+
+@settings(max_examples=30, deadline=20_000, suppress_health_check=list(HealthCheck))
+@given(n=st.integers(1000, 300_000), where=st.sampled_from(["key", "type", "sampler", "keep", "path"]),
+       rid=st.integers(0, 10**6))
+def test_long_strings_are_not_echoed(fuzz_server: RawServer, n: int, where: str, rid: int) -> None:
+    s = "q" * n
+    obj: dict[str, Any] = {"id": rid, "type": "sample"}
+    if where == "key":
+        obj[s] = 1
+    elif where == "type":
+        obj["type"] = s
+    elif where == "sampler":
+        obj["sampler"] = s
+    elif where == "keep":
+        obj = {"id": rid, "type": "complete", "pose": [0.0] * 63, "keep": [s]}
+    else:
+        obj = {"id": rid, "type": "retarget_bvh", "path": s}
+    finals = exchange(fuzz_server, _dumps(obj))
+    assert len(finals) == 1 and finals[0]["type"] == "error" and len(finals[0]["message"]) <= S.MAX_MESSAGE_CHARS
