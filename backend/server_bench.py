@@ -74,6 +74,7 @@ def bench_array_encoding(frames: int = 10_000, repeats: int = 5) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "motion.f32")
+        S.allow_array_files(tmp)  # as the server does for the client's --array-dir
 
         def json_enc() -> bytes:
             return S.dumps({"id": 1, "type": "score", "poses": a.tolist()})
@@ -97,6 +98,7 @@ def bench_array_encoding(frames: int = 10_000, repeats: int = 5) -> list[dict]:
                          "frames": frames, "line_bytes": len(line), "encode_ms": round(enc_ms, 2),
                          "decode_ms": round(dec_ms, 2), "total_ms": round(enc_ms + dec_ms, 2),
                          "exact": bool(np.array_equal(back, a))})
+        S.disallow_array_files(tmp)
     return rows
 
 

@@ -93,3 +93,31 @@ def test_bad_files(tmp_path: Path) -> None:
     np.savez(tmp_path / "nofps.npz", poses=np.zeros((3, 156)), trans=np.zeros((3, 3)))
     with pytest.raises(ValueError, match="framerate"):
         read_amass(tmp_path / "nofps.npz")
+
+
+def test_foreign_files_get_our_one_liners(tmp_path) -> None:
+    """Issue 12, point 9: numpy's "load it unsafely using allow_pickle=" advice is never repeated."""
+    import io
+
+    import numpy as np
+    import pytest
+
+    from backend.data.amass import read_amass
+
+    txt = tmp_path / "notes.npz"
+    txt.write_text("root:x:0:0\n")
+    np.savez(tmp_path / "obj.npz", poses=np.zeros((3, 156)), gender=np.array([{"a": 1}], dtype=object),
+             mocap_framerate=60.0)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    for path, words in ((txt, "not an AMASS .npz file"), (tmp_path / "obj.npz", "cannot be read as plain numbers"),
+                        (tmp_path / "one.npy", "single .npy")):
+        with pytest.raises(ValueError) as e:
+            read_amass(path)
+        assert words in str(e.value) and "allow_pickle" not in str(e.value), str(e.value)
+    nan = dict(poses=np.zeros((5, 156)), trans=np.zeros((5, 3)), mocap_framerate=30.0)
+    nan["poses"][3, 7] = np.nan
+    buf = io.BytesIO()
+    np.savez(buf, **nan)
+    buf.seek(0)
+    with pytest.raises(ValueError, match="frame 3 holds NaN"):
+        read_amass(buf)  # a file object works too (the server reads through one)

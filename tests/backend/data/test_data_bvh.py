@@ -131,3 +131,22 @@ def test_parse_speed_5000_frames_43_joints(tmp_path: Path) -> None:
         best = min(best, time.process_time() - t0)
     assert (m.num_frames, m.num_joints) == (5000, 43)
     assert best < 1.0, best
+
+
+def test_nan_frame_is_named(tmp_path) -> None:
+    """Issue 12, point 3: a frame of NaN gives one message naming it (not RuntimeWarnings and
+    "SVD did not converge" later)."""
+    import warnings
+
+    import pytest
+
+    from backend.data.bvh import parse_bvh
+
+    text = ("HIERARCHY\nROOT hip\n{\n OFFSET 0 0 0\n CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation "
+            "Yrotation\n JOINT knee\n {\n  OFFSET 0 -40 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n"
+            "  End Site\n  {\n   OFFSET 0 -40 0\n  }\n }\n}\nMOTION\nFrames: 4\nFrame Time: 0.0333\n"
+            "0 90 0 0 0 0 0 10 0\n0 90 0 0 0 0 0 12 0\nnan nan nan nan nan nan nan nan nan\n0 90 0 0 0 0 0 14 0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"BVH frame 2 .*NaN"):
+            parse_bvh(text)

@@ -173,3 +173,30 @@ def test_pose_prior(saved) -> None:
     assert zz.grad is not None and torch.isfinite(zz.grad).all()
     p2 = PosePrior.from_checkpoint(load_checkpoint(path), device="cpu")
     assert torch.allclose(p2.eps_model(z, 0.3), e1)
+
+
+def test_foreign_files_get_our_advice_not_torchs(tmp_path: Path) -> None:
+    """Issue 12, point 9: torch's "Re-running torch.load with weights_only set to False will likely
+    succeed" is unsafe advice and never repeated; the flag is --weights; nothing of the file is quoted."""
+    import fractions
+
+    p = tmp_path / "pickle.pt"
+    torch.save({"x": fractions.Fraction(1, 3)}, p)
+    txt = tmp_path / "passwd.pt"
+    txt.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for path in (p, txt):
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(path)
+        msg = str(e.value)
+        assert "weights_only" not in msg and "Re-running" not in msg and "--checkpoint" not in msg
+        assert "--weights" in msg and "root:" not in msg and len(msg.splitlines()) == 1
+
+
+def test_fifo_and_devices_do_not_block(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "w.pt"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(CheckpointError, match="not a file"):
+            load_checkpoint(path)  # a blocking open/read would hang here
