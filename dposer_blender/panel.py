@@ -13,9 +13,11 @@ from . import pose_convert as pc
 from . import runtime
 from .operators import complete as _complete
 from .operators import inbetween as _inbetween
+from .operators import photo as _photo
 from .operators import plausibility as _plaus
 from .operators import sample as _sample
 from .operators._base import resolve_ghost
+from .ui_text import progress_text, wrapped_label
 
 
 class DPoserSceneSettings(bpy.types.PropertyGroup):
@@ -40,6 +42,8 @@ class DPoserSceneSettings(bpy.types.PropertyGroup):
     noise_mm: FloatProperty(name="mm", default=40.0, min=0.0, max=1000.0)
     use_frame_range: BoolProperty(name="Scene Frame Range", default=False)
     worst_count: IntProperty(name="Count", default=5, min=1, max=1000)
+    photo_hypotheses: IntProperty(name="Fits", description="How many fits of the photo to offer", default=4,
+                                  min=1, max=32)
 
 
 def _settings(context: Any) -> DPoserSceneSettings:
@@ -54,33 +58,6 @@ class _DPoserPanel:
 
 class _DPoserSubPanel(_DPoserPanel):
     bl_parent_id = "VIEW3D_PT_dposer"
-
-
-def wrapped_label(layout: Any, context: Any, text: str, icon: str = 'NONE') -> None:
-    """``text`` as one or more labels that fit the region's width (a label never gets cut off)."""
-    region = getattr(context, "region", None)
-    scale = getattr(getattr(context.preferences, "view", None), "ui_scale", 1.0) if hasattr(context, "preferences") \
-        else 1.0
-    width = int(getattr(region, "width", 0) or 0)
-    chars = max(16, int((width - (52 if icon != 'NONE' else 30)) / (6.8 * scale))) if width else 1000
-    words, lines, line = text.split(), [], ""
-    for w in words:
-        if line and len(line) + 1 + len(w) > chars:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}" if line else w
-    lines.append(line)
-    col = layout.column(align=True)
-    for i, ln in enumerate(lines):
-        col.label(text=ln, icon=icon if i == 0 else 'BLANK1' if icon != 'NONE' else 'NONE')
-
-
-def progress_text(prog: Any) -> str:
-    """'Denoising 42%', with the backend's message when it says more than the label (e.g. 'step 4/10')."""
-    msg = (prog.message or "").strip()
-    informative = bool(msg) and (any(ch.isdigit() for ch in msg) or " " in msg)
-    return f"{prog.label} {prog.fraction:.0%}" + (f", {msg}" if informative else "")
 
 
 class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
@@ -244,6 +221,29 @@ class VIEW3D_PT_dposer_pose(_DPoserSubPanel, bpy.types.Panel):
             row = layout.row(align=True)
             row.operator("dposer.complete_apply", text="Apply", icon='KEY_HLT')
             row.operator("dposer.complete_discard", text="Discard", icon='X')
+        _draw_photo(layout, context, s, tgt)
+
+
+def _draw_photo(layout: Any, context: Any, s: Any, tgt: Any) -> None:
+    layout.separator()
+    layout.label(text="From a Photo", icon='IMAGE_DATA')
+    ok, msg = _photo.feature_state()
+    row = layout.row(align=True)
+    row.prop(s, "photo_hypotheses", text="Fits")
+    op = row.operator("dposer.pose_from_image", text="Pose from Image…", icon='FILE_IMAGE')
+    op.hypotheses = s.photo_hypotheses
+    if ok is False:
+        wrapped_label(layout, context, msg or "Not available in the backend's Python", icon='INFO')
+    h = _photo.hypotheses(tgt) if tgt is not None and tgt.get(_photo.PROP) is not None else None
+    if h is not None:
+        row = layout.row(align=True)
+        row.operator("dposer.photo_flip", text="", icon='TRIA_LEFT').direction = -1
+        i = h["index"]
+        row.label(text=f"{i + 1}/{h['count']}  score {h['scores'][i]:.2f}")
+        row.operator("dposer.photo_flip", text="", icon='TRIA_RIGHT').direction = 1
+        row = layout.row(align=True)
+        row.operator("dposer.photo_apply", text="Apply", icon='KEY_HLT')
+        row.operator("dposer.photo_discard", text="Discard", icon='X')
 
 
 class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):

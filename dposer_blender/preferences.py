@@ -6,6 +6,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import runtime
+from .ui_text import wrapped_label
 
 DEVICES = [("auto", "Auto", "CUDA when available, else the CPU"),
            ("cuda", "CUDA", "NVIDIA GPU (falls back to the CPU, with a note, when unusable)"),
@@ -35,43 +36,31 @@ class DPoserPreferences(bpy.types.AddonPreferences):
     def draw(self, context: Any) -> None:
         layout = self.layout
         col = layout.column()
+        col.label(text="Backend Python (a Python 3.11 with PyTorch)")
         row = col.row(align=True)
-        row.prop(self, "backend_python")
+        row.prop(self, "backend_python", text="")
         row.operator("dposer.backend_test", text="Test", icon='PLAY')
         if not self.backend_python:
-            col.label(text="Empty: auto-discovered (the checkout's .venv, then $DPOSER_PYTHON)", icon='INFO')
+            wrapped_label(col, context, "Empty: found automatically (the checkout's .venv, then $DPOSER_PYTHON)",
+                          icon='INFO')
         col.prop(self, "device")
         col.prop(self, "weights_path")
         if not self.weights_path:
-            col.label(text=f"Empty: the shipped weights ({runtime.shipped_weights_path()})", icon='INFO')
+            wrapped_label(col, context, f"Empty: the shipped weights, {runtime.shipped_weights_path()}", icon='INFO')
         col.prop(self, "smpl_model_path")
         box = layout.box()
         state, text = runtime.status()
         icon = {"READY": 'CHECKMARK', "ERROR": 'ERROR', "STARTING": 'SORTTIME'}.get(state, 'DOT')
-        for i, line in enumerate(_wrap(text, 110)):
-            box.label(text=line, icon=icon if i == 0 else 'BLANK1')
+        wrapped_label(box, context, text, icon=icon)
         hello = runtime.last_hello()
         if hello and state == runtime.READY:
-            box.label(text=f"torch {hello.get('torch_version', '?')} on {hello.get('device', '?')} "
-                           f"{hello.get('device_name') or ''}", icon='BLANK1')
             if hello.get("device_note"):
-                box.label(text=str(hello["device_note"]), icon='ERROR')
+                wrapped_label(box, context, str(hello["device_note"]), icon='ERROR')
             if hello.get("weights_path"):
-                box.label(text=f"weights: {hello['weights_path']}", icon='BLANK1')
+                wrapped_label(box, context, f"Weights: {hello['weights_path']}", icon='BLANK1')
             if hello.get("weights_error"):
-                box.label(text=f"weights: {hello['weights_error'].get('message', '')}", icon='ERROR')
-        box.label(text=f"Log: {runtime.log_path()}", icon='TEXT')
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}" if cur else w
-    return lines + ([cur] if cur else []) or [""]
+                wrapped_label(box, context, f"Weights: {hello['weights_error'].get('message', '')}", icon='ERROR')
+        wrapped_label(box, context, f"Log: {runtime.log_path()}", icon='TEXT')
 
 
 CLASSES = [DPoserPreferences]

@@ -309,20 +309,27 @@ def end_progress(token: Progress | None = None) -> None:
     redraw()
 
 
-#: An operation whose modal operator has not ticked for this long is gone (its window closed, or a bug
-#: killed it): it no longer blocks new operations.
-STALE_AFTER_S = 5.0
+#: An operation whose modal operator has not ticked for this long is taken to be gone (its window closed
+#: without Blender calling ``cancel``, say): a new operation is then allowed instead of "busy" for ever.
+STALE_AFTER_S = 30.0
 
 
 def progress() -> Progress | None:
-    """The operation in flight, or None (a stale one, whose operator stopped ticking, is dropped)."""
+    """The operation in flight, or None."""
+    return _progress
+
+
+def clear_stale_progress(max_age_s: float = STALE_AFTER_S) -> bool:
+    """Drop the operation in flight when its operator has not ticked for ``max_age_s``; True if dropped.
+
+    Only asked when a new operation starts, so a slow event loop never ends a live operation."""
     global _progress
     p = _progress
-    if p is not None and time.monotonic() - p.beat > STALE_AFTER_S:
-        print(f"[dposer] '{p.label}' stopped responding; clearing the busy state")
+    if p is not None and time.monotonic() - p.beat > max_age_s:
+        print(f"[dposer] '{p.label}' stopped responding {time.monotonic() - p.beat:.0f} s ago; clearing it")
         _progress = None
-        return None
-    return p
+        return True
+    return False
 
 
 def redraw() -> None:

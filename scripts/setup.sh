@@ -22,6 +22,17 @@ make_venv() {  # make_venv DIR STAMP PIP_ARGS...
 req_hash=$(cat requirements/backend.txt requirements/test.txt | sha256sum | cut -c1-16)
 make_venv .venv "$req_hash" -r requirements/test.txt
 
+# Pose from a photo (optional feature): mediapipe and what its pose path imports, without dependency
+# resolution (mediapipe declares numpy<2; see requirements/photo.txt). DPOSER_NO_PHOTO=1 leaves it out.
+photo_hash=$(sha256sum requirements/photo.txt | cut -c1-16)
+if [ "${DPOSER_NO_PHOTO:-0}" != 1 ]; then
+  if [ "$(cat .venv/.dposer-photo-stamp 2>/dev/null)" != "$photo_hash" ]; then
+    echo "[setup] adding pose-from-a-photo (mediapipe) to .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/photo.txt
+    echo "$photo_hash" > .venv/.dposer-photo-stamp
+  fi
+fi
+
 case "${1:-}" in
   blender)
     make_venv .venv-bpy-4.2 "bpy-4.2-$req_hash" "bpy==4.2.*" pytest==9.2.0

@@ -366,6 +366,7 @@ class BackendOperator:
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self._blocking(context):
             return self.execute(context)
+        runtime.clear_stale_progress()
         prog = runtime.progress()
         if prog is not None:
             self.say({'WARNING'}, f"DPoser is busy ({prog.label}); wait for it or press Esc")

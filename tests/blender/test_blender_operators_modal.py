@@ -254,3 +254,13 @@ def test_stop_backend_clears_a_busy_state(dposer_addon) -> None:
     # the orphaned modal operator leaves quietly on its next tick
     assert op.modal(bpy.context, timer_event(op)) == {'CANCELLED'}
     assert op._timer is None
+
+
+def test_a_stale_operation_no_longer_blocks_new_ones(dposer_addon) -> None:
+    """An operation whose modal operator stopped ticking (its window closed) is dropped when a new one
+    starts; a live one (ticking) is never dropped, however slow the event loop."""
+    runtime = dposer_addon
+    token = runtime.begin_progress("Sampling")
+    assert not runtime.clear_stale_progress(max_age_s=30.0) and runtime.progress() is token
+    token.beat -= 31.0
+    assert runtime.clear_stale_progress(max_age_s=30.0) and runtime.progress() is None

@@ -32,7 +32,7 @@ cleanup() {
   done
   for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do umount -l "${MOUNTS[$i]}" 2>/dev/null; done
 }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 bind() {  # bind SRC: the same path inside the root
   mkdir -p "$ROOT$1"
   if ! mountpoint -q "$ROOT$1"; then mount --bind "$1" "$ROOT$1"; MOUNTS+=("$ROOT$1"); fi
@@ -49,6 +49,7 @@ DFILE="$ROOT$USER_RES/display"
 "${RUN[@]}" sh -c "exec Xvfb -displayfd 3 -screen 0 1920x1080x24 -nolisten tcp 3>$USER_RES/display" \
   >"$OUT/xvfb.log" 2>&1 &
 XVFB_PID=$!
+disown "$XVFB_PID"  # killed by the cleanup, without a job-control notice
 for _ in $(seq 100); do [ -s "$DFILE" ] && break; sleep 0.1; done
 DISPLAY_NUM=$(tr -d '[:space:]' <"$DFILE")
 [ -n "$DISPLAY_NUM" ] || { echo "Xvfb did not start (see $OUT/xvfb.log)" >&2; exit 1; }
@@ -59,7 +60,7 @@ t1=$(date +%s)
 "${RUN[@]}" blender -c extension install-file -r user_default -e "$ZIP" >"$OUT/install.log" 2>&1 \
   || { cat "$OUT/install.log"; echo "installing the extension failed" >&2; exit 1; }
 
-"${RUN[@]}" timeout -k 10 "${DPOSER_WINDOW_TIMEOUT:-1200}" blender -p 0 0 1920 1080 \
+"${RUN[@]}" timeout -k 10 "${DPOSER_WINDOW_TIMEOUT:-1200}" blender --python-exit-code 3 -p 0 0 1920 1080 \
   --python "$REPO/tests/window/driver.py" -- --out "$OUT" --backend-python "$PY" --repo "$REPO" \
   --install-log "$OUT/install.log" >"$OUT/blender.log" 2>&1 &
 BLENDER_PID=$!

@@ -23,11 +23,12 @@ pytestmark = pytest.mark.skipif(os.environ.get("DPOSER_WINDOW") != "1",
                                        "Debian trixie root with Blender 4.3; see tests/window/run_suite.sh)")
 
 CHECKS = ["install", "preferences Test", "Add SMPL Armature", "Sample", "click a ghost", "Apply & Key",
-          "Variations", "In-between", "Complete", "Complete flip", "Complete apply", "Plausibility",
+          "Variations", "In-between", "Complete", "Complete flip", "Complete apply", "Pose from Image", "Plausibility",
           "Import BVH (file browser)", "Import AMASS", "Denoise", "Esc during Denoise", "dead backend",
           "Stop Backend clears busy", "nothing written in the extension folder"]
 UNDO = ["Add SMPL Armature", "Sample", "click a ghost", "Apply & Key", "Variations", "In-between", "Complete",
-        "Complete flip", "Complete apply", "Plausibility", "Import BVH", "Import AMASS", "Denoise"]
+        "Complete flip", "Complete apply", "Pose from Image", "Plausibility", "Import BVH", "Import AMASS",
+        "Denoise"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def test_event_loop_keeps_running_during_operations(results: dict) -> None:
     target is a measurement, printed by run_suite.sh, not asserted here; a multi-second stall is a freeze.)"""
     hb = results["_heartbeat"]
     gaps = hb.get("gaps", {})
-    for op in ("Sample", "Variations", "In-between", "Complete", "Plausibility", "Import AMASS", "Denoise"):
+    for op in ("Sample", "Variations", "In-between", "Complete", "Pose from Image", "Plausibility", "Import AMASS",
+               "Denoise"):
         assert op in gaps, f"no heartbeat recorded while {op} ran: {hb['detail']}"
     assert hb["max_gap_s"] < 5.0, f"the event loop stalled: {hb['detail']}"
 
@@ -77,5 +79,5 @@ def test_console_has_no_python_traceback(results: dict) -> None:
 
 def test_screenshots_were_taken(results: dict) -> None:
     shots = sorted(p.name for p in OUT.glob("*.png"))
-    for name in ("ghosts", "completion", "denoise_progress", "nla_original_kept", "preferences"):
+    for name in ("ghosts", "completion", "nla_original_kept", "preferences", "photo_fit"):
         assert f"{name}.png" in shots, shots

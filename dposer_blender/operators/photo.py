@@ -1,0 +1,211 @@
+"""Pose from a photo: fit the active SMPL armature to the person in a reference image (backend ``fit_image``).
+
+* ``dposer.pose_from_image`` opens the file browser (images only), sends the path to the backend, and
+  poses the character with the best of the ranked hypotheses (body pose and orientation: a person facing
+  the camera faces Blender's front view). The photo is shown beside the character as an image empty
+  ("<character> photo", never rendered). Everything is written at the end: one undo step.
+* ``dposer.photo_flip`` / ``dposer.photo_apply`` / ``dposer.photo_discard`` browse the hypotheses, key the
+  shown one at the current frame, or put the pose back as it was.
+* When the backend's Python has no mediapipe (hello ``features.fit_image.available`` is false), the button
+  is greyed out and the panel says how to install it.
+"""
+
+import os
+from typing import Any
+
+import bpy
+import numpy as np
+from bpy.props import IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from .. import action_io as aio
+from .. import pose_convert as pc
+from .. import runtime
+from ._base import BackendOperator, OpError, StatePoll, body_bone_names, object_after_call, smpl_object, smpl_poll
+
+PROP = "dposer_photo"
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def feature_state() -> tuple[bool | None, str]:
+    """(available, message) from the backend's hello; (None, "") before the backend has started."""
+    hello = runtime.last_hello() or {}
+    feat = (hello.get("features") or {}).get("fit_image")
+    if not isinstance(feat, dict):
+        return None, ""
+    return bool(feat.get("available")), str(feat.get("message") or "")
+
+
+def hypotheses(obj: Any) -> dict | None:
+    h = obj.get(PROP) if obj is not None else None
+    if h is None:
+        return None
+    n = int(h["count"])
+    return {"count": n, "index": int(h["index"]), "scores": list(h["scores"]),
+            "poses": np.asarray(h["poses"], np.float64).reshape(n, 21, 3),
+            "root": np.asarray(h["root"], np.float64).reshape(n, 3),
+            "orig": np.asarray(h["orig"], np.float64).reshape(-1, 4), "image": str(h.get("image", ""))}
+
+
+def show_hypothesis(obj: Any, index: int) -> None:
+    h = hypotheses(obj)
+    obj[PROP]["index"] = index
+    rig = pc.SMPLRig.from_armature(obj)
+    pc.apply_smpl_pose(obj, h["poses"][index], h["root"][index], None, rig)
+
+
+def show_photo(context: Any, obj: Any, path: str) -> Any:
+    """The image as an upright image empty to the character's left (screen left in the front view)."""
+    name = f"{obj.name} photo"
+    img = bpy.data.images.load(path, check_existing=True)
+    emp = bpy.data.objects.get(name)
+    if emp is None or emp.type != 'EMPTY':
+        emp = bpy.data.objects.new(name, None)
+        for coll in obj.users_collection:
+            coll.objects.link(emp)
+            break
+        else:
+            context.scene.collection.objects.link(emp)
+    emp.empty_display_type = 'IMAGE'
+    emp.data = img
+    emp.empty_display_size = 1.8  # the image's longer side, in metres: about a person's height
+    emp.empty_image_offset = (-0.5, 0.0)  # bottom centre at the origin: stands on the floor
+    emp.use_empty_image_alpha = False
+    mw = obj.matrix_world
+    floor = mw.translation.z - float(obj.get("dposer_floor_lift", 0.0))
+    emp.location = (mw.translation.x - 1.5, mw.translation.y, floor)
+    emp.rotation_euler = (np.pi / 2, 0.0, 0.0)  # upright, facing the front view (-Y)
+    emp.hide_render = True
+    emp["dposer_photo_of"] = obj.name
+    return emp
+
+
+class DPOSER_OT_pose_from_image(BackendOperator, bpy.types.Operator, ImportHelper):
+    """Pose the SMPL armature like the person in a photo (fitted with the pose prior); the photo is shown beside it"""
+
+    bl_idname = "dposer.pose_from_image"
+    bl_label = "Pose from Image"
+    bl_options = {'REGISTER', 'UNDO'}
+    progress_label = "Fitting the photo"
+
+    filter_glob: StringProperty(default="*" + ";*".join(IMAGE_EXTS), options={'HIDDEN'})
+    hypotheses: IntProperty(name="Hypotheses", description="How many fits to offer (mirrored and turned-around "
+                            "starts included)", default=4, min=1, max=32)
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not smpl_poll(cls, context):
+            return False
+        ok, msg = feature_state()
+        if ok is False:
+            cls.poll_message_set(msg or "Pose from a photo is not available in the backend's Python")
+            return False
+        return True
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if not self.filepath:
+            return ImportHelper.invoke(self, context, event)
+        return BackendOperator.invoke(self, context, event)
+
+    def execute(self, context: Any) -> set[str]:
+        # after the file browser: modal like every long operation, so the window stays live
+        if not self._blocking(context):
+            return BackendOperator.invoke(self, context, None)
+        return BackendOperator.execute(self, context)
+
+    def build_request(self, context: Any) -> tuple[str, dict]:
+        obj = smpl_object(context)
+        path = os.path.abspath(bpy.path.abspath(self.filepath))
+        if not os.path.isfile(path):
+            raise OpError(f"No such file: {path}")
+        if os.path.splitext(path)[1].lower() not in IMAGE_EXTS:
+            raise OpError(f"{os.path.basename(path)} is not an image (PNG, JPEG, WebP or BMP)")
+        quats, _ = pc.read_pose_quats(obj, pc.SMPLRig.from_armature(obj))
+        self._job = dict(obj=obj.name, path=path, orig=quats)
+        return "fit_image", {"path": path, "n_hypotheses": int(self.hypotheses),
+                             "smpl_model": runtime.settings().smpl_model}
+
+    def apply_result(self, context: Any, result: Any) -> set[str]:
+        job = self._job
+        obj = object_after_call(job["obj"], "fitting the photo")
+        poses = np.asarray(result.poses, np.float64).reshape(-1, 63)
+        root = np.asarray(result.root_orient, np.float64).reshape(-1, 3)
+        scores = np.asarray(result.scores, np.float64).reshape(-1)
+        if not (np.all(np.isfinite(poses)) and np.all(np.isfinite(root))):
+            raise OpError("the backend returned NaN poses")
+        obj[PROP] = {"count": len(poses), "poses": poses.reshape(-1).tolist(), "root": root.reshape(-1).tolist(),
+                     "scores": scores.tolist(), "index": 0, "image": job["path"],
+                     "orig": np.asarray(job["orig"]).reshape(-1).tolist()}
+        show_hypothesis(obj, 0)
+        show_photo(context, obj, job["path"])
+        self.report({'INFO'}, f"{len(poses)} fits of {os.path.basename(job['path'])}, best first "
+                              f"(score {scores[0]:.2f}): flip with ◀ ▶, then Apply to key")
+        return {'FINISHED'}
+
+
+class _PhotoOperator(StatePoll):
+    missing_state = "No photo fits yet: run Pose from Image first"
+
+    @classmethod
+    def has_state(cls, context: Any) -> bool:
+        return context.active_object is not None and context.active_object.get(PROP) is not None
+
+
+class DPOSER_OT_photo_flip(_PhotoOperator, bpy.types.Operator):
+    """Show the previous / next fit of the photo"""
+
+    bl_idname = "dposer.photo_flip"
+    bl_label = "Flip Photo Fit"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    direction: IntProperty(name="Direction", default=1, min=-1, max=1)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = smpl_object(context)
+        h = hypotheses(obj)
+        i = (h["index"] + (self.direction or 1)) % h["count"]
+        show_hypothesis(obj, i)
+        self.report({'INFO'}, f"Fit {i + 1}/{h['count']}, score {h['scores'][i]:.2f}")
+        return {'FINISHED'}
+
+
+class DPOSER_OT_photo_apply(_PhotoOperator, bpy.types.Operator):
+    """Key the shown fit (body and root rotation) at the current frame"""
+
+    bl_idname = "dposer.photo_apply"
+    bl_label = "Apply Photo Fit"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context: Any) -> set[str]:
+        obj = smpl_object(context)
+        h = hypotheses(obj)
+        show_hypothesis(obj, h["index"])
+        rig = pc.SMPLRig.from_armature(obj)
+        frame = context.scene.frame_current
+        aio.key_pose(obj, frame, [rig.bone_names[0], *body_bone_names(rig)])
+        del obj[PROP]
+        self.report({'INFO'}, f"Photo fit {h['index'] + 1} keyed at frame {frame}")
+        return {'FINISHED'}
+
+
+class DPOSER_OT_photo_discard(_PhotoOperator, bpy.types.Operator):
+    """Forget the fits and put the pose back as it was"""
+
+    bl_idname = "dposer.photo_discard"
+    bl_label = "Discard Photo Fits"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    def execute(self, context: Any) -> set[str]:
+        obj = smpl_object(context)
+        h = hypotheses(obj)
+        rig = pc.SMPLRig.from_armature(obj)
+        for j in rig.present():
+            pb = obj.pose.bones[rig.bone_names[j]]
+            pb.rotation_mode = 'QUATERNION'
+            pb.rotation_quaternion = tuple(h["orig"][j])
+        del obj[PROP]
+        return {'FINISHED'}
+
+
+CLASSES = [DPOSER_OT_pose_from_image, DPOSER_OT_photo_flip, DPOSER_OT_photo_apply, DPOSER_OT_photo_discard]
+HOOKS: list = []
