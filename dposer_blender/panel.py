@@ -17,6 +17,7 @@ from .operators import photo as _photo
 from .operators import plausibility as _plaus
 from .operators import sample as _sample
 from .operators._base import resolve_ghost
+from .operators._hypotheses import draw_browser
 from .ui_text import progress_text, wrapped_label
 
 
@@ -211,16 +212,9 @@ class VIEW3D_PT_dposer_pose(_DPoserSubPanel, bpy.types.Panel):
         col.prop(s, "complete_steps", text="Steps")
         op = layout.operator("dposer.complete", text="Complete Pose", icon='MOD_ARMATURE')
         op.hypotheses, op.steps = s.hypotheses, s.complete_steps
-        h = _complete.hypotheses(tgt) if tgt is not None and tgt.get(_complete.PROP) is not None else None
+        h = _complete.hypotheses(tgt)
         if h is not None:
-            row = layout.row(align=True)
-            row.operator("dposer.complete_flip", text="", icon='TRIA_LEFT').direction = -1
-            i = h["index"]
-            row.label(text=f"{i + 1}/{h['count']}  score {h['scores'][i]:.2f}")
-            row.operator("dposer.complete_flip", text="", icon='TRIA_RIGHT').direction = 1
-            row = layout.row(align=True)
-            row.operator("dposer.complete_apply", text="Apply", icon='KEY_HLT')
-            row.operator("dposer.complete_discard", text="Discard", icon='X')
+            draw_browser(layout, h, "dposer.complete_flip", "dposer.complete_apply", "dposer.complete_discard")
         _draw_photo(layout, context, s, tgt)
 
 
@@ -234,16 +228,9 @@ def _draw_photo(layout: Any, context: Any, s: Any, tgt: Any) -> None:
     op.hypotheses = s.photo_hypotheses
     if ok is False:
         wrapped_label(layout, context, msg or "Not available in the backend's Python", icon='INFO')
-    h = _photo.hypotheses(tgt) if tgt is not None and tgt.get(_photo.PROP) is not None else None
+    h = _photo.hypotheses(tgt)
     if h is not None:
-        row = layout.row(align=True)
-        row.operator("dposer.photo_flip", text="", icon='TRIA_LEFT').direction = -1
-        i = h["index"]
-        row.label(text=f"{i + 1}/{h['count']}  score {h['scores'][i]:.2f}")
-        row.operator("dposer.photo_flip", text="", icon='TRIA_RIGHT').direction = 1
-        row = layout.row(align=True)
-        row.operator("dposer.photo_apply", text="Apply", icon='KEY_HLT')
-        row.operator("dposer.photo_discard", text="Discard", icon='X')
+        draw_browser(layout, h, "dposer.photo_flip", "dposer.photo_apply", "dposer.photo_discard")
 
 
 class VIEW3D_PT_dposer_inbetween(_DPoserSubPanel, bpy.types.Panel):

@@ -13,10 +13,9 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
-from .. import action_io as aio
 from .. import pose_convert as pc
-from ._base import (BackendOperator, OpError, StatePoll, active_object, body_bone_names, current_body_pose,
-                    object_after_call, smpl_object)
+from . import _hypotheses as _hyp
+from ._base import BackendOperator, OpError, current_body_pose, object_after_call, smpl_object
 
 PROP = "dposer_complete"
 
@@ -42,24 +41,8 @@ def kept_joints(obj: Any, rig: pc.SMPLRig) -> list[int]:
 
 
 def hypotheses(obj: Any) -> dict | None:
-    d = obj.get(PROP)
-    if d is None:
-        return None
-    H = int(d["count"])
-    return {"poses": np.array(d["poses"], dtype=np.float64, copy=True).reshape(H, 21, 3),
-            "scores": np.array(d["scores"], dtype=np.float64, copy=True).reshape(H),
-            "index": int(d["index"]), "free": [int(j) for j in d["free"]],
-            "orig": np.array(d["orig"], dtype=np.float64, copy=True).reshape(24, 4), "count": H}
-
-
-def show_hypothesis(obj: Any, index: int) -> None:
-    h = hypotheses(obj)
-    if h is None:
-        return
-    index %= h["count"]
-    obj[PROP]["index"] = index
-    rig = pc.SMPLRig.from_armature(obj)
-    pc.apply_smpl_pose(obj, h["poses"][index], None, None, rig, joints=h["free"])
+    """The stored completions (see ``_hypotheses.load``), or None."""
+    return _hyp.load(obj, PROP)
 
 
 class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
@@ -97,78 +80,36 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
         if not np.all(np.isfinite(poses)):
             raise OpError("the backend returned NaN poses")
         free = [j for j in range(1, 22) if j not in job["keep"]]
-        obj[PROP] = {"count": len(poses), "poses": poses.reshape(-1).tolist(), "scores": scores.tolist(),
-                     "index": 0, "free": free, "orig": np.asarray(job["orig"]).reshape(-1).tolist()}
-        show_hypothesis(obj, 0)
+        _hyp.store(obj, PROP, poses, scores, free, job["orig"])
         self.report({'INFO'}, f"{len(poses)} completions (score {scores[0]:.3f} is the best); "
                               "flip with ◀ ▶, then Apply to key")
         return {'FINISHED'}
 
 
-class _HypothesisOperator(StatePoll):
-    """Poll of the operators that browse / apply / discard the stored completions."""
-
+class _CompleteHypotheses:
+    PROP = PROP
     missing_state = "No completions yet: run Complete first"
 
-    @classmethod
-    def has_state(cls, context: Any) -> bool:
-        return active_object(context).get(PROP) is not None
 
-
-class DPOSER_OT_complete_flip(_HypothesisOperator, bpy.types.Operator):
+class DPOSER_OT_complete_flip(_CompleteHypotheses, _hyp.FlipBase, bpy.types.Operator):
     """Show the previous / next completion"""
 
     bl_idname = "dposer.complete_flip"
     bl_label = "Flip Completion"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    direction: IntProperty(name="Direction", default=1, min=-1, max=1)
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        i = (h["index"] + (self.direction or 1)) % h["count"]
-        show_hypothesis(obj, i)
-        self.report({'INFO'}, f"Completion {i + 1}/{h['count']}, score {h['scores'][i]:.3f}")
-        return {'FINISHED'}
 
 
-class DPOSER_OT_complete_apply(_HypothesisOperator, bpy.types.Operator):
+class DPOSER_OT_complete_apply(_CompleteHypotheses, _hyp.ApplyBase, bpy.types.Operator):
     """Key the shown completion at the current frame"""
 
     bl_idname = "dposer.complete_apply"
     bl_label = "Apply Completion"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        show_hypothesis(obj, h["index"])
-        rig = pc.SMPLRig.from_armature(obj)
-        frame = context.scene.frame_current
-        aio.key_pose(obj, frame, body_bone_names(rig))
-        del obj[PROP]
-        self.report({'INFO'}, f"Completion {h['index'] + 1} keyed at frame {frame}")
-        return {'FINISHED'}
 
 
-class DPOSER_OT_complete_discard(_HypothesisOperator, bpy.types.Operator):
+class DPOSER_OT_complete_discard(_CompleteHypotheses, _hyp.DiscardBase, bpy.types.Operator):
     """Forget the completions and put the filled bones back as they were"""
 
     bl_idname = "dposer.complete_discard"
     bl_label = "Discard Completions"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        rig = pc.SMPLRig.from_armature(obj)
-        for j in h["free"]:
-            pb = obj.pose.bones[rig.bone_names[j]]
-            pb.rotation_mode = 'QUATERNION'
-            pb.rotation_quaternion = tuple(h["orig"][j])
-        del obj[PROP]
-        return {'FINISHED'}
 
 
 CLASSES = [DPOSER_OT_complete, DPOSER_OT_complete_flip, DPOSER_OT_complete_apply, DPOSER_OT_complete_discard]

@@ -18,10 +18,10 @@ import numpy as np
 from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .. import action_io as aio
 from .. import pose_convert as pc
 from .. import runtime
-from ._base import BackendOperator, OpError, StatePoll, body_bone_names, object_after_call, smpl_object, smpl_poll
+from . import _hypotheses as _hyp
+from ._base import BackendOperator, OpError, object_after_call, smpl_object, smpl_poll
 
 PROP = "dposer_photo"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -37,21 +37,8 @@ def feature_state() -> tuple[bool | None, str]:
 
 
 def hypotheses(obj: Any) -> dict | None:
-    h = obj.get(PROP) if obj is not None else None
-    if h is None:
-        return None
-    n = int(h["count"])
-    return {"count": n, "index": int(h["index"]), "scores": list(h["scores"]),
-            "poses": np.asarray(h["poses"], np.float64).reshape(n, 21, 3),
-            "root": np.asarray(h["root"], np.float64).reshape(n, 3),
-            "orig": np.asarray(h["orig"], np.float64).reshape(-1, 4), "image": str(h.get("image", ""))}
-
-
-def show_hypothesis(obj: Any, index: int) -> None:
-    h = hypotheses(obj)
-    obj[PROP]["index"] = index
-    rig = pc.SMPLRig.from_armature(obj)
-    pc.apply_smpl_pose(obj, h["poses"][index], h["root"][index], None, rig)
+    """The stored fits (see ``_hypotheses.load``; ``image``: the photo's path), or None."""
+    return _hyp.load(obj, PROP)
 
 
 def show_photo(context: Any, obj: Any, path: str) -> Any:
@@ -133,78 +120,37 @@ class DPOSER_OT_pose_from_image(BackendOperator, bpy.types.Operator, ImportHelpe
         scores = np.asarray(result.scores, np.float64).reshape(-1)
         if not (np.all(np.isfinite(poses)) and np.all(np.isfinite(root))):
             raise OpError("the backend returned NaN poses")
-        obj[PROP] = {"count": len(poses), "poses": poses.reshape(-1).tolist(), "root": root.reshape(-1).tolist(),
-                     "scores": scores.tolist(), "index": 0, "image": job["path"],
-                     "orig": np.asarray(job["orig"]).reshape(-1).tolist()}
-        show_hypothesis(obj, 0)
+        _hyp.store(obj, PROP, poses, scores, list(range(0, 22)), job["orig"], root=root, image=job["path"])
         show_photo(context, obj, job["path"])
         self.report({'INFO'}, f"{len(poses)} fits of {os.path.basename(job['path'])}, best first "
                               f"(score {scores[0]:.2f}): flip with ◀ ▶, then Apply to key")
         return {'FINISHED'}
 
 
-class _PhotoOperator(StatePoll):
+class _PhotoHypotheses:
+    PROP = PROP
     missing_state = "No photo fits yet: run Pose from Image first"
 
-    @classmethod
-    def has_state(cls, context: Any) -> bool:
-        return context.active_object is not None and context.active_object.get(PROP) is not None
 
-
-class DPOSER_OT_photo_flip(_PhotoOperator, bpy.types.Operator):
+class DPOSER_OT_photo_flip(_PhotoHypotheses, _hyp.FlipBase, bpy.types.Operator):
     """Show the previous / next fit of the photo"""
 
     bl_idname = "dposer.photo_flip"
     bl_label = "Flip Photo Fit"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    direction: IntProperty(name="Direction", default=1, min=-1, max=1)
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        i = (h["index"] + (self.direction or 1)) % h["count"]
-        show_hypothesis(obj, i)
-        self.report({'INFO'}, f"Fit {i + 1}/{h['count']}, score {h['scores'][i]:.2f}")
-        return {'FINISHED'}
 
 
-class DPOSER_OT_photo_apply(_PhotoOperator, bpy.types.Operator):
+class DPOSER_OT_photo_apply(_PhotoHypotheses, _hyp.ApplyBase, bpy.types.Operator):
     """Key the shown fit (body and root rotation) at the current frame"""
 
     bl_idname = "dposer.photo_apply"
     bl_label = "Apply Photo Fit"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        show_hypothesis(obj, h["index"])
-        rig = pc.SMPLRig.from_armature(obj)
-        frame = context.scene.frame_current
-        aio.key_pose(obj, frame, [rig.bone_names[0], *body_bone_names(rig)])
-        del obj[PROP]
-        self.report({'INFO'}, f"Photo fit {h['index'] + 1} keyed at frame {frame}")
-        return {'FINISHED'}
 
 
-class DPOSER_OT_photo_discard(_PhotoOperator, bpy.types.Operator):
+class DPOSER_OT_photo_discard(_PhotoHypotheses, _hyp.DiscardBase, bpy.types.Operator):
     """Forget the fits and put the pose back as it was"""
 
     bl_idname = "dposer.photo_discard"
     bl_label = "Discard Photo Fits"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context: Any) -> set[str]:
-        obj = smpl_object(context)
-        h = hypotheses(obj)
-        rig = pc.SMPLRig.from_armature(obj)
-        for j in rig.present():
-            pb = obj.pose.bones[rig.bone_names[j]]
-            pb.rotation_mode = 'QUATERNION'
-            pb.rotation_quaternion = tuple(h["orig"][j])
-        del obj[PROP]
-        return {'FINISHED'}
 
 
 CLASSES = [DPOSER_OT_pose_from_image, DPOSER_OT_photo_flip, DPOSER_OT_photo_apply, DPOSER_OT_photo_discard]

@@ -63,7 +63,7 @@ def test_pose_from_image_poses_the_armature_and_shows_the_photo() -> None:
     before, _, _ = pc.read_smpl_pose(obj)
     assert bpy.ops.dposer.pose_from_image(filepath=str(PHOTO), hypotheses=3) == {'FINISHED'}
     h = photo.hypotheses(obj)
-    assert h is not None and h["count"] == 3 and h["scores"] == sorted(h["scores"])
+    assert h is not None and h["count"] == 3 and list(h["scores"]) == sorted(h["scores"])
     body, root, _ = pc.read_smpl_pose(obj)
     assert np.abs(pc.axis_angle_to_matrix(body) - pc.axis_angle_to_matrix(h["poses"][0])).max() < 1e-4
     emp = bpy.data.objects.get(f"{obj.name} photo")

@@ -591,6 +591,19 @@ def scenario():
         yield from settle()
         screenshot("photo_fit")
     yield from undo_check("Pose from Image", before)
+    if photo.hypotheses(bpy.data.objects[char]) is not None:
+        bpy.context.view_layer.objects.active = bpy.data.objects[char]
+        before = snapshot()
+        invoke("dposer.photo_flip", direction=1)
+        yield 0.5
+        idx = photo.hypotheses(bpy.data.objects[char])["index"]
+        invoke("dposer.photo_apply")
+        yield 0.5
+        ob = bpy.data.objects[char]
+        frame = bpy.context.scene.frame_current
+        keyed = float(frame) in set(aio.keyed_frames(ob.animation_data.action, ob).tolist())
+        check("Pose from Image flip + apply", idx == 1 and keyed and ob.get(photo.PROP) is None,
+              f"flipped to {idx + 1}, keyed at {frame}: {keyed}")
 
     # --- Plausibility on the character's action
     before = snapshot()

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("DPOSER_WINDOW") != "1",
                                        "Debian trixie root with Blender 4.3; see tests/window/run_suite.sh)")
 
 CHECKS = ["install", "preferences Test", "Add SMPL Armature", "Sample", "click a ghost", "Apply & Key",
-          "Variations", "In-between", "Complete", "Complete flip", "Complete apply", "Pose from Image", "Plausibility",
-          "Import BVH (file browser)", "Import AMASS", "Denoise", "Esc during Denoise", "dead backend",
+          "Variations", "In-between", "Complete", "Complete flip", "Complete apply", "Pose from Image", "Pose from Image flip + apply",
+          "Plausibility", "Import BVH (file browser)", "Import AMASS", "Denoise", "Esc during Denoise", "dead backend",
           "Stop Backend clears busy", "nothing written in the extension folder"]
 UNDO = ["Add SMPL Armature", "Sample", "click a ghost", "Apply & Key", "Variations", "In-between", "Complete",
         "Complete flip", "Complete apply", "Pose from Image", "Plausibility", "Import BVH", "Import AMASS",
