@@ -225,12 +225,12 @@ class _FastEps:
         return c
 
     def chunk_rows(self) -> int:
-        """Rows per network call: 1024 for the shipped width-512 network (fewer for wider ones), so
+        """Rows per network call: 512 for the shipped width-512 network (fewer for wider ones), so
         one call takes a fraction of a second (cancel latency), activations stay small (memory),
         and the matmuls stay in cache (this is also faster per row than one huge batch; the
         results are bit-identical because every row is computed independently)."""
         hidden = int(self.head.weight.shape[1])
-        return max(128, min(65536, int(1024 * (512 / max(hidden, 1)) ** 2)))
+        return max(128, min(65536, int(512 * (512 / max(hidden, 1)) ** 2)))
 
     def __call__(self, z: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         """z (B,63) z-space, t float (or a (B,) tensor of equal values) -> eps (B,63).
