@@ -257,20 +257,27 @@ def score_fit(res, truth: dict) -> dict:  # noqa: ANN001
     pa = [procrustes_error(j, gt) for j in Jf]
     mp = [pelvis_error(j, gt) for j in Jf]
     return {"pa": pa[0], "mpjpe": mp[0], "pa_oracle": min(pa), "mpjpe_oracle": min(mp),
+            "all": {"pa": pa, "mpjpe": mp, "data": res.data_loss.tolist(), "prior": res.prior_score.tolist(),
+                    "swapped": res.labels_swapped.astype(float).tolist()},
             "init": res.init[0], "seconds": res.seconds, "cpu_seconds": res.extra.get("cpu_seconds", float("nan"))}
 
 
 # ---------------------------------------------------------------------------------------- runs
 
 def method_configs(tuned: dict | None = None) -> dict:
-    """The three compared variants (shared data weights, schedule and hypotheses)."""
+    """The three compared variants (same data term, schedule, steps and hypotheses); prior and ranking
+    weights from :func:`tune` when given."""
     from backend.photo.fit import FitConfig
 
     t = tuned or {}
-    return {"none": FitConfig(prior="none", w_prior=0.0, rank_prior=0.0),
-            "gaussian": FitConfig(prior="gaussian", w_prior=t.get("gaussian", 0.01), rank_prior=t.get("gaussian_rank", 0.01)),
-            "dposer": FitConfig(prior="dposer", w_prior=t.get("dposer", FitConfig().w_prior),
-                                rank_prior=t.get("dposer_rank", FitConfig().rank_prior))}
+    base = FitConfig()
+
+    def cfg(kind: str, default_w: float, default_rp: float) -> FitConfig:
+        d = t.get(kind, {})
+        return FitConfig(prior=kind, w_prior=d.get("w_prior", default_w), rank_prior=d.get("rank_prior", default_rp),
+                         rank_swap=d.get("rank_swap", base.rank_swap))
+    return {"none": cfg("none", 0.0, 0.0), "gaussian": cfg("gaussian", 0.003, 0.003),
+            "dposer": cfg("dposer", base.w_prior, base.rank_prior)}
 
 
 def synthetic_keypoints(truth: dict, noise_px: float, rng: np.random.Generator):  # noqa: ANN201
@@ -322,22 +329,43 @@ def table(summary: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def tune(prior, items, gaussian, grid_dposer=(0.004, 0.015, 0.05, 0.15),  # noqa: ANN001
-         grid_gauss=(0.003, 0.01, 0.03, 0.1), H: int = 4, log=print) -> dict:  # noqa: ANN001
-    """Prior weights per method by mean PA-MPJPE on the tuning items (separate poses)."""
+def rerank(rows: list[dict], rank_prior: float, rank_swap: float) -> list[dict]:
+    """Top-1 errors of fitted rows (``score_fit`` with ``all``) under other ranking weights (no refit)."""
+    out = []
+    for r in rows:
+        a = r["all"]
+        key = np.array(a["data"]) + rank_prior * np.array(a["prior"]) + rank_swap * np.array(a["swapped"])
+        i = int(np.argmin(key))
+        out.append({**r, "pa": a["pa"][i], "mpjpe": a["mpjpe"][i]})
+    return out
+
+
+RANK_PRIOR_GRID = (0.0, 0.002, 0.005, 0.01, 0.02)
+RANK_SWAP_GRID = (0.0, 0.02, 0.05, 0.1)
+
+
+def tune(prior, items, gaussian, grid_dposer=(0.001, 0.004, 0.015),  # noqa: ANN001
+         grid_gauss=(0.001, 0.003, 0.01, 0.03), H: int = 4, log=print) -> dict:  # noqa: ANN001
+    """Per method, the prior weight and the ranking weights (prior score, label swap) with the lowest
+    mean top-1 PA-MPJPE on the tuning items (other poses than the test set). Each prior weight is fitted
+    once; the ranking weights are chosen on those fits (re-ranking needs no refit)."""
     from backend.photo.fit import FitConfig
 
-    best: dict = {}
-    for kind, grid in (("dposer", grid_dposer), ("gaussian", grid_gauss)):
-        scores = {}
+    best: dict = {"grid": {}}
+    for kind, grid in (("none", (0.0,)), ("dposer", grid_dposer), ("gaussian", grid_gauss)):
+        cand = []
         for w in grid:
-            cfg = FitConfig(prior=kind, w_prior=w, rank_prior=FitConfig().rank_prior if kind == "dposer" else w)
-            r = run_fits(prior, items, {kind: cfg}, gaussian, H, log=None)[kind]
-            scores[w] = float(np.mean([x["pa"] for x in r]))
-            log(f"  tune {kind} w_prior={w}: PA-MPJPE {scores[w]:.1f}")
-        best[kind] = min(scores, key=scores.get)
-        best[kind + "_rank"] = FitConfig().rank_prior if kind == "dposer" else best[kind]
-        best[kind + "_grid"] = scores
+            cfg = FitConfig(prior=kind, w_prior=w)
+            rows = run_fits(prior, items, {kind: cfg}, gaussian, H, log=None)[kind]
+            for rp in (RANK_PRIOR_GRID if kind != "none" else (0.0,)):
+                for rs in RANK_SWAP_GRID:
+                    pa = float(np.mean([x["pa"] for x in rerank(rows, rp, rs)]))
+                    cand.append((pa, w, rp, rs))
+                    best["grid"][f"{kind} w={w} rank_prior={rp} rank_swap={rs}"] = pa
+            log(f"  tune {kind} w_prior={w}: best PA-MPJPE {min(c[0] for c in cand if c[1] == w):.1f}")
+        pa, w, rp, rs = min(cand)
+        best[kind] = {"w_prior": w, "rank_prior": rp, "rank_swap": rs, "pa": pa}
+        log(f"  -> {kind}: {best[kind]}")
     return best
 
 

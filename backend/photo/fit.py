@@ -96,6 +96,7 @@ class FitConfig:
     w_prior: float = 0.004        # DPoser (per unit of dposer_loss) / Gaussian (per unit of energy)
     t_max: float = 0.15
     t_min: float = 0.02
+    prior_draws: int = 1          # noise draws per step for the DPoser term (averaged: less gradient noise)
     w_3d: float = 0.0
     gm_sigma_3d: float = 0.1      # metres
     rank_prior: float = 0.02      # ranking: data loss + rank_prior * prior score (+ rank_swap if labels swapped)
@@ -355,8 +356,10 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
             bend = torch.exp(pose[:, bend_idx] * bend_sign).pow(2).sum(-1)
             loss = loss + cfg.w_bend * bend
             if cfg.prior == "dposer":
-                loss = loss + cfg.w_prior * dposer_loss(eps_model, sde, z, sched[i], generator=noise_gen,
-                                                        reduction="none")
+                K = max(1, int(cfg.prior_draws))
+                zk = z.repeat(K, 1) if K > 1 else z
+                lp = dposer_loss(eps_model, sde, zk, sched[i], generator=noise_gen, reduction="none")
+                loss = loss + cfg.w_prior * (lp.reshape(K, B).mean(0) if K > 1 else lp)
             elif cfg.prior == "gaussian":
                 loss = loss + cfg.w_prior * gaussian.energy(pose)  # type: ignore[union-attr]
             if world is not None:
