@@ -770,8 +770,11 @@ def parse_keep(keep: object) -> np.ndarray:
 
 
 COMPLETE_METHODS = ("dposer", "inpaint")
-COMPLETE_METHOD = "dposer"
-INPAINT_STEPS = 30
+COMPLETE_METHOD = "inpaint"
+INPAINT_STEPS = 60
+# "inpaint": the best-scored sample of each pose is then polished by the DPoser regulariser from where
+# it is (start="pose"), and all H are ranked again by score; None = no polish.
+INPAINT_REFINE: dict[str, float] | None = {"steps": 60, "rounds": 1, "lr": 0.05, "t_max": 0.15, "t_min": 0.03}
 
 
 def _inpaint(prior: PosePrior, obs: torch.Tensor, kd: torch.Tensor, steps: int, gen: torch.Generator | None,
@@ -804,7 +807,7 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
              seed: int | None = None, root_orient: np.ndarray | None = None, lr: float = 0.1,
              t_max: float = 0.2, t_min: float = 0.05, rounds: int = 2, hard_keep: bool = False,
              progress: Progress = None, should_cancel: ShouldCancel = None,
-             method: str | None = None) -> dict[str, np.ndarray]:
+             method: str | None = None, start: str = "noise") -> dict[str, np.ndarray]:
     """Pose completion with the DPoser regulariser (paper Algorithm 1, official schedule).
 
     Variables live in z-space; the hidden dims start as N(0,1), the kept ones at their values.
@@ -822,7 +825,12 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
         steps: total optimisation steps (200 = 2 x 100).
         root_orient: optional (N,3); passed through unchanged (the prior ignores it).
         method: "dposer" (the regulariser above) or "inpaint" (:func:`_inpaint`, ``INPAINT_STEPS``
-            sampler steps instead of the optimisation); None = ``COMPLETE_METHOD``.
+            sampler steps instead of the optimisation, then ``INPAINT_REFINE`` on the best-scored
+            hypothesis); None = ``COMPLETE_METHOD``.
+        start: "noise" (hidden dims start as N(0,1), the paper's) or "pose" (at the given pose's values).
+            With method "inpaint", ``steps``, ``rounds``, ``lr``, ``t_max``, ``t_min``, ``hard_keep`` and
+            ``start`` do not apply (measured on held-out poses, issue 11: best of 10 and the score-ranked
+            first both better than "dposer", the hypotheses about twice as spread, 2-3x faster).
     Returns:
         dict(poses (N,H,63) float32 best first, scores (N,H) float32 ascending,
              root_orient (N,3) if given).
@@ -850,7 +858,7 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
     B = N * H
     with _cpu_threads(prior, B), torch.inference_mode():
         obs = prior.normalize(p).repeat_interleave(H, 0)  # (B,63)
-        x = torch.where(kd, obs, _randn((B, prior.dim), gen, dev))
+        x = obs.clone() if start == "pose" else torch.where(kd, obs, _randn((B, prior.dim), gen, dev))
         if method == "inpaint":
             x = _inpaint(prior, obs, kd, INPAINT_STEPS, gen, mon)
         m = torch.zeros_like(x)
@@ -890,6 +898,16 @@ def complete(prior: PosePrior, pose: np.ndarray, keep: object, n_hypotheses: int
     order = np.argsort(scn, axis=1, kind="stable")
     poses = np.take_along_axis(poses, order[:, :, None], 1)
     scn = np.take_along_axis(scn, order, 1)
+    if method == "inpaint" and INPAINT_REFINE:
+        rf = INPAINT_REFINE
+        r1 = complete(prior, poses[:, 0], keep_b, n_hypotheses=1, steps=int(rf["steps"]), rounds=int(rf["rounds"]),
+                      lr=float(rf["lr"]), t_max=float(rf["t_max"]), t_min=float(rf["t_min"]),
+                      seed=None if seed is None else seed + 1, method="dposer", start="pose",
+                      should_cancel=should_cancel)
+        poses[:, 0], scn[:, 0] = r1["poses"][:, 0], r1["scores"][:, 0]
+        order = np.argsort(scn, axis=1, kind="stable")
+        poses = np.take_along_axis(poses, order[:, :, None], 1)
+        scn = np.take_along_axis(scn, order, 1)
     mon.finish()
     out: dict[str, np.ndarray] = {"poses": poses, "scores": scn}
     if ro is not None:
