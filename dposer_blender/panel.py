@@ -222,9 +222,8 @@ def _draw_photo(layout: Any, context: Any, s: Any, tgt: Any) -> None:
     layout.separator()
     layout.label(text="From a Photo", icon='IMAGE_DATA')
     ok, msg = _photo.feature_state()
-    row = layout.row(align=True)
-    row.prop(s, "photo_hypotheses", text="Fits")
-    op = row.operator("dposer.pose_from_image", text="Pose from Image…", icon='FILE_IMAGE')
+    layout.prop(s, "photo_hypotheses", text="Fits")
+    op = layout.operator("dposer.pose_from_image", text="Pose from Image…", icon='FILE_IMAGE')
     op.hypotheses = s.photo_hypotheses
     if ok is False:
         wrapped_label(layout, context, msg or "Not available in the backend's Python", icon='INFO')

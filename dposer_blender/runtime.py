@@ -350,10 +350,17 @@ def redraw() -> None:
                 area.tag_redraw()
 
 
+_last_shown: tuple | None = None
+
+
 def _tick() -> float | None:
-    global _timer_on
+    """Redraw the DPoser UI when what it shows changed (the backend status); never raises."""
+    global _timer_on, _last_shown
     try:
-        redraw()
+        shown = status()
+        if shown != _last_shown:
+            _last_shown = shown
+            redraw()
         if busy():
             return 0.25
     except Exception as ex:  # noqa: BLE001 - a timer must never raise

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import pose_convert as pc
 from .. import runtime
+from ..ui_text import progress_text
 from ..skeleton_data import load_skeleton
 
 
@@ -393,8 +394,7 @@ class BackendOperator:
 
     def _status(self, context: Any, fraction: float, message: str) -> None:
         runtime.update_progress(fraction, message)
-        text = f"DPoser {self.progress_label}: {fraction:.0%}" + (f" ({message})" if message else "") + \
-               "   Esc to cancel"
+        text = f"DPoser {progress_text(runtime.progress())}   Esc to cancel" if runtime.progress() else ""
         try:
             context.workspace.status_text_set(text)
             context.window_manager.progress_update(int(100 * fraction))
@@ -450,8 +450,10 @@ class BackendOperator:
             return {'PASS_THROUGH'}
         runtime.heartbeat(self._progress)
         if not fut.done():
-            frac, msg = fut.progress
-            self._status(context, frac, msg)
+            shown = fut.progress
+            if shown != getattr(self, "_shown", None):  # redraw only when the progress changed
+                self._shown = shown
+                self._status(context, *shown)
             return {'RUNNING_MODAL'}
         self._future = None
         try:

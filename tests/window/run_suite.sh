@@ -70,3 +70,17 @@ t_suite=$(( $(date +%s) - t1 ))
 echo "[window] root set-up ${t_setup} s, suite ${t_suite} s, Blender exit code $rc"
 printf '{"setup_s": %d, "suite_s": %d, "blender_rc": %d}\n' "$t_setup" "$t_suite" "$rc" >"$OUT/timing.json"
 [ -f "$OUT/results.json" ] || { tail -50 "$OUT/blender.log"; echo "the driver wrote no results" >&2; exit 1; }
+# the measurements (not asserted: tests check behaviour): event-loop gaps while each operation ran
+python3 - "$OUT/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+hb = r.get("_heartbeat", {})
+print(f"{'operation':<22}{'largest event-loop gap (s)':>28}{'longest DPoser modal tick (s)':>32}")
+ticks = hb.get("extension_tick_max_s", {})
+for op, gap in (hb.get("gaps") or {}).items():
+    print(f"{op:<22}{gap:>28.3f}{ticks.get(op, float('nan')):>32.3f}")
+print(f"{'quiet baseline':<22}{hb.get('quiet_baseline_max_gap_s', float('nan')):>28.3f}")
+print(f"{'between operations':<22}{hb.get('idle_max_gap_s', float('nan')):>28.3f}")
+failed = [k for k, v in r.items() if not k.startswith("_") and not v.get("ok")]
+print(f"[window] {sum(1 for k in r if not k.startswith('_')) - len(failed)} checks passed, failed: {failed}")
+PY
