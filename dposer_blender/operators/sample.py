@@ -239,7 +239,7 @@ class DPOSER_OT_sample(_CandidateSampler, BackendOperator, bpy.types.Operator):
 
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
-        self._owner = obj.name
+        self._owner, self._poses = obj.name, None  # (a redo reuses the operator: start afresh)
         return "sample", {"n": self.n, "sampler": self.sampler, "steps": self._steps(), "seed": self._seed()}
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
@@ -259,7 +259,7 @@ class DPOSER_OT_variations(_CandidateSampler, BackendOperator, bpy.types.Operato
 
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
-        self._owner = obj.name
+        self._owner, self._poses = obj.name, None  # (a redo reuses the operator: start afresh)
         body, _ = current_body_pose(obj)
         return "variations", {"pose": body.reshape(63).astype(np.float32), "strength": float(self.strength),
                               "n": self.n, "steps": self._steps(), "seed": self._seed()}
