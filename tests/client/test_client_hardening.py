@@ -106,7 +106,7 @@ def test_sigstop_is_detected_while_a_request_runs(stub_client_factory, client_pk
 
 def test_a_slow_but_alive_server_is_not_killed(stub_client_factory) -> None:
     """Liveness pings are answered by the server's reader while a long task runs without progress."""
-    c = stub_client_factory(step_s=2.5, liveness_interval=0.2, liveness_timeout=1.0)  # steps > timeout
+    c = stub_client_factory(step_s=5.0, liveness_interval=0.3, liveness_timeout=2.5)  # a step > the timeout
     assert c.call("sample", n=1, steps=1, timeout=60).poses.shape == (1, 63)
     assert c.crash_count == 0 and c.state == "ready"
 
