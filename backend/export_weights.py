@@ -53,9 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fp32", action="store_true", help="keep fp32 storage")
     p.add_argument("--max-rel-err", type=float, default=1e-2,
                    help="refuse the fp16 export if ε̂ differs more than this (relative)")
+    p.add_argument("--constant-dim-std", type=float, default=0.05,
+                   help="z-score std (radians) for dims that were constant in training (std at the 1e-3 floor, "
+                        "e.g. toes that are not retargeted); 0 keeps 1e-3")
     args = p.parse_args(argv)
     ckpt = load_checkpoint(args.src)
     ckpt.provenance = dict(ckpt.provenance, exported_from=Path(args.src).name, storage="fp32" if args.fp32 else "fp16")
+    const = ckpt.std <= 1.01e-3
+    if args.constant_dim_std > 0 and bool(const.any()):
+        # The network saw these dims at z = 0 only; widening their std keeps that (the clean value is the
+        # mean) but makes a user's non-zero value (e.g. a 5 deg toe on a hand-made pose) a moderate z
+        # instead of ~90, which would dominate every score and optimisation.
+        ckpt.std = torch.where(const, torch.full_like(ckpt.std, args.constant_dim_std), ckpt.std)
+        ckpt.provenance["constant_dims_std"] = {"dims": torch.nonzero(const).flatten().tolist(),
+                                                "std": args.constant_dim_std}
     dst = save_checkpoint(args.dst, ckpt, half=not args.fp32)
     report = {"path": str(dst), "bytes": dst.stat().st_size}
     if not args.fp32:

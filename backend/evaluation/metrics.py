@@ -124,16 +124,18 @@ def floor_violation(joints: np.ndarray, margin_m: float = 0.05) -> np.ndarray:
 
 class JointLimits:
     """Data-driven joint limits: per axis-angle component, the [q, 1-q] quantile range of the
-    training poses widened by ``widen`` x its width on each side, plus a total-angle limit per
-    joint (the 1-q quantile of the rotation angle, widened)."""
+    training poses widened by ``widen`` x its width (at least ``min_margin`` radians, 2 deg, so that
+    a component constant in training, e.g. toes that are not retargeted, tolerates float noise) on
+    each side, plus a total-angle limit per joint (the 1-q quantile of the rotation angle, widened)."""
 
-    def __init__(self, train_poses: np.ndarray, q: float = 0.001, widen: float = 0.1) -> None:
+    def __init__(self, train_poses: np.ndarray, q: float = 0.001, widen: float = 0.1,
+                 min_margin: float = 0.035) -> None:
         p = np.asarray(train_poses, np.float64).reshape(-1, 21, 3)
         lo, hi = np.quantile(p, q, axis=0), np.quantile(p, 1 - q, axis=0)
-        w = hi - lo
-        self.lo, self.hi = lo - widen * w, hi + widen * w
+        w = np.maximum(widen * (hi - lo), min_margin)
+        self.lo, self.hi = lo - w, hi + w
         ang = np.linalg.norm(p, axis=-1)
-        self.max_angle = np.quantile(ang, 1 - q, axis=0) * (1 + widen)
+        self.max_angle = np.quantile(ang, 1 - q, axis=0) * (1 + widen) + min_margin
 
     def violations(self, poses: np.ndarray) -> np.ndarray:
         """(N,63) -> (N,) bool: any joint outside its limits."""
