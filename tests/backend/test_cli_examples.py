@@ -1,5 +1,5 @@
-"""The command-line examples proposed for the README (``docs/newcomer_notes.md``, section 3) run as
-written, with the shipped weights, on the example inputs in ``tests/data/examples/``."""
+"""The README's command-line examples (section "Backend command line") run as written, with the shipped
+weights, on the example inputs in ``tests/data/examples/``: the README cannot drift from them unnoticed."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import pytest
 from backend.__main__ import DEFAULT_WEIGHTS, main
 
 REPO = Path(__file__).resolve().parents[2]
-NOTES = REPO / "docs" / "newcomer_notes.md"
+README = REPO / "README.md"
 EXAMPLES = REPO / "tests" / "data" / "examples"
 
 
 def _commands() -> list[list[str]]:
     cmds = []
-    for line in NOTES.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^>\s+\.venv/bin/python -m backend (.+)$", line)
+    for line in README.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^ {4}\.venv/bin/python -m backend (.+)$", line)
         if m:
             cmds.append(shlex.split(m.group(1)))
     return cmds
