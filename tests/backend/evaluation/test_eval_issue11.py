@@ -49,11 +49,11 @@ def test_denoiser_acceleration_term_smooths(tmp_path: Path, monkeypatch: pytest.
     clean = mt.fk_joints(poses[None])
     noisy = (clean + np.random.default_rng(0).normal(0, 0.04, clean.shape)).astype(np.float32)
     acc = {}
-    for w in (0.0, 100.0):
-        monkeypatch.setattr(tasks, "DENOISE_ACC_WEIGHT", w)
+    for w in (0.0, 160.0):
+        monkeypatch.setitem(tasks.DENOISE_ACC_WEIGHTS, 40, w)
         out = tasks.denoise_windows(prior, noisy, 40, use_prior=False, seed=0)
         acc[w] = ev.acceleration_mm(mt.fk_joints(out))
-    assert acc[100.0] < 0.7 * acc[0.0]
+    assert acc[160.0] < 0.7 * acc[0.0]
 
 
 def test_per_source_groups_and_stratified_subset() -> None:
