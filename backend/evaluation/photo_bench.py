@@ -275,7 +275,7 @@ def method_configs(tuned: dict | None = None) -> dict:
     def cfg(kind: str, default_w: float, default_rp: float) -> FitConfig:
         d = t.get(kind, {})
         return FitConfig(prior=kind, w_prior=d.get("w_prior", default_w), rank_prior=d.get("rank_prior", default_rp),
-                         rank_swap=d.get("rank_swap", base.rank_swap))
+                         rank_swap=d.get("rank_swap", base.rank_swap), w_3d=0.0)  # 3D term: its own row
     return {"none": cfg("none", 0.0, 0.0), "gaussian": cfg("gaussian", 0.003, 0.003),
             "dposer": cfg("dposer", base.w_prior, base.rank_prior)}
 
@@ -355,7 +355,7 @@ def tune(prior, items, gaussian, grid_dposer=(0.001, 0.004, 0.015),  # noqa: ANN
     for kind, grid in (("none", (0.0,)), ("dposer", grid_dposer), ("gaussian", grid_gauss)):
         cand = []
         for w in grid:
-            cfg = FitConfig(prior=kind, w_prior=w)
+            cfg = FitConfig(prior=kind, w_prior=w, w_3d=0.0)
             rows = run_fits(prior, items, {kind: cfg}, gaussian, H, log=None)[kind]
             for rp in (RANK_PRIOR_GRID if kind != "none" else (0.0,)):
                 for rs in RANK_SWAP_GRID:

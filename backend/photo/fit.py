@@ -10,8 +10,8 @@
 * ``E_prior``: the DPoser regulariser (``backend.engine.regularizer.dposer_loss``) at the time of the
   truncated schedule t_max -> t_min, or, for the baselines, a Gaussian fitted to training poses
   (Mahalanobis distance), or nothing.
-* ``E_3D`` (optional, off by default): root-relative 3D keypoints against mediapipe's metric "world"
-  landmarks, Geman-McClure-robust, down-weighted.
+* ``E_3D`` (on by default when the detector gives them, weight 0.05): root-relative 3D keypoints
+  against mediapipe's metric "world" landmarks, Geman-McClure-robust, down-weighted.
 
 Unknowns per hypothesis: the body pose (in the prior's z-space), the global orientation in the camera
 frame and the camera translation of a pinhole camera (focal length fixed from the image size unless
@@ -93,14 +93,14 @@ class FitConfig:
     lr_global: float = 0.03
     gm_sigma: float = 0.04        # Geman-McClure scale, in units of the person's 2D height
     w_bend: float = 0.01
-    w_prior: float = 0.004        # DPoser (per unit of dposer_loss) / Gaussian (per unit of energy)
+    w_prior: float = 0.001        # DPoser (per unit of dposer_loss) / Gaussian; tuned on held-out renders
     t_max: float = 0.15
     t_min: float = 0.02
     prior_draws: int = 1          # noise draws per step for the DPoser term (averaged: less gradient noise)
-    w_3d: float = 0.0
+    w_3d: float = 0.05            # mediapipe world landmarks (helped on the benchmark renders: docs/results_issue13.md)
     gm_sigma_3d: float = 0.1      # metres
-    rank_prior: float = 0.02      # ranking: data loss + rank_prior * prior score (+ rank_swap if labels swapped)
-    rank_swap: float = 0.05       # trust the detector's left/right labels: a full-body depth flip with swapped
+    rank_prior: float = 0.01      # ranking: data loss + rank_prior * prior score (+ rank_swap if labels swapped)
+    rank_swap: float = 0.1        # trust the detector's left/right labels: a full-body depth flip with swapped
                                   # labels reprojects (almost) exactly like the original, so 2D cannot tell them apart
     focal: float | None = None    # pixels; None -> 50 mm full-frame equivalent of the longer side
     min_depth: float = 0.3
