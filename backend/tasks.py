@@ -987,7 +987,7 @@ def _blend_weights(L: int, overlap: int, first: bool, last: bool) -> np.ndarray:
 # round (the fit converges first), then it removes the frame-to-frame jitter of the stochastic prior term.
 # Per noise level like DENOISE_SCHEDULES; tuned on held-out windows so the result's mean acceleration
 # stays near the clean motion's (<= 1.25x) at a small MPJPE cost.
-DENOISE_ACC_WEIGHTS: dict[int, float] = {20: 250.0, 40: 160.0, 100: 200.0}
+DENOISE_ACC_WEIGHTS: dict[int, float] = {20: 500.0, 40: 160.0, 100: 200.0}
 
 
 def _acc_weight_for(noise_mm: float) -> float:
