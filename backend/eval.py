@@ -455,7 +455,8 @@ def eval_generation(prior: PosePrior, data: EvalData, n_samples: int, n_em: int,
     out["real_heldout"]["by_source"] = by_src
     # the held-out poses resampled to the source mix the prior was trained on (checkpoint provenance)
     prov = prior.checkpoint.provenance if getattr(prior, "checkpoint", None) else {}
-    shares = (prov.get("data") or {}).get("source_shares") if isinstance(prov, dict) else None
+    dprov = prov.get("data") if isinstance(prov, dict) else None
+    shares = dprov.get("source_shares") if isinstance(dprov, dict) else None
     if shares and len(data.sources()) > 1:
         fs = data.frame_sources()
         frames = data.frames()
