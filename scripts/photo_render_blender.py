@@ -1,6 +1,6 @@
 """Render the procedural mannequin in given SMPL poses from given cameras (run inside Blender's Python).
 
-    .venv-bpy-5.0/bin/python backend/evaluation/photo_render_blender.py --poses poses.npz --out DIR
+    .venv-bpy-5.0/bin/python scripts/photo_render_blender.py --poses poses.npz --out DIR
         [--views "0,5;45,10;-80,5;180,5"] [--resolution 480x640]
 
 ``poses.npz``: ``poses`` (N,63), ``root_orient`` (N,3) (SMPL native frame). Writes ``DIR/img_<i>_<v>.png``
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 

@@ -12,7 +12,7 @@ Steps:
    from ``shared/data/mocap/cmu-daz.tar.xz`` and retargeted. Frames every 0.5 s, ``--poses`` drawn at
    random (seeded). The clip's root tilt is kept and its heading removed, so the view azimuth alone
    sets where the body faces.
-2. **Renders**: ``backend/evaluation/photo_render_blender.py`` in the bpy 5.0 venv (Workbench,
+2. **Renders**: ``scripts/photo_render_blender.py`` in the bpy 5.0 venv (Workbench,
    mannequin, floor), one image per pose and view, 480x640, 50 mm lens.
 3. **Fits**: mediapipe keypoints -> ``fit_keypoints`` with (a) no prior (reprojection + bending only),
    (b) a Gaussian fitted to training poses, (c) DPoser, same hypotheses, steps and data weights; each
@@ -188,7 +188,7 @@ def render(poses: np.ndarray, roots: np.ndarray, out: Path, views: str = DEFAULT
     if not (marker.exists() and marker.read_text() == key and (out / "renders.npz").exists()):
         np.savez(out / "poses.npz", poses=poses, root_orient=roots)
         py = os.environ.get("DPOSER_BPY_PYTHON", str(BPY_PYTHON))
-        subprocess.run([py, str(REPO / "backend" / "evaluation" / "photo_render_blender.py"), "--poses",
+        subprocess.run([py, str(REPO / "scripts" / "photo_render_blender.py"), "--poses",
                         str(out / "poses.npz"), "--out", str(out), "--views", views, "--resolution", resolution],
                        check=True, stdout=subprocess.DEVNULL)
         marker.write_text(key)
