@@ -327,6 +327,13 @@ def scenario():
     HB.baseline_from = time.monotonic()
     yield 3.0
     HB.baseline = HB.idle_probe
+    # what one full window redraw costs here (software GL): the floor for any gap that has a redraw in it
+    win, area, region = view3d()
+    with bpy.context.temp_override(window=win, area=area, region=region):
+        t0 = time.monotonic()
+        bpy.ops.wm.redraw_timer(type='DRAW_WIN_SWAP', iterations=3)
+        HB.redraw_s = (time.monotonic() - t0) / 3
+    log(f"one full window redraw: {HB.redraw_s:.3f} s")
     HB.idle_from = time.monotonic()
     # the sidebar's DPoser tab: click down the tab strip at the sidebar's right edge until it is active
     ui = next(r for r in area.regions if r.type == 'UI')
@@ -804,6 +811,7 @@ def finish(error: str | None = None) -> None:
                              "detail": f"largest gap per operation: {gaps}; largest idle gap {HB.idle:.3f} s",
                              "max_gap_s": worst, "gaps": gaps, "idle_max_gap_s": round(HB.idle, 3),
                              "quiet_baseline_max_gap_s": round(HB.baseline or 0.0, 3),
+                             "full_window_redraw_s": round(getattr(HB, "redraw_s", 0.0), 3),
                              "extension_tick_max_s": {k: round(v, 3) for k, v in EXT_TIME.items()}}
     RESULTS["_screenshots"] = {"ok": True, "detail": ", ".join(os.path.basename(s) for s in SHOTS)}
     with open(os.path.join(ARGS.out, "results.json"), "w") as f:

@@ -81,6 +81,7 @@ for op, gap in (hb.get("gaps") or {}).items():
     print(f"{op:<22}{gap:>28.3f}{ticks.get(op, float('nan')):>32.3f}")
 print(f"{'quiet baseline':<22}{hb.get('quiet_baseline_max_gap_s', float('nan')):>28.3f}")
 print(f"{'between operations':<22}{hb.get('idle_max_gap_s', float('nan')):>28.3f}")
+print(f"{'one full redraw':<22}{hb.get('full_window_redraw_s', float('nan')):>28.3f}")
 failed = [k for k, v in r.items() if not k.startswith("_") and not v.get("ok")]
 print(f"[window] {sum(1 for k in r if not k.startswith('_')) - len(failed)} checks passed, failed: {failed}")
 PY
