@@ -207,9 +207,7 @@ class VIEW3D_PT_dposer_pose(_DPoserSubPanel, bpy.types.Panel):
         layout.separator()
         layout.label(text="Complete", icon='MOD_ARMATURE')
         wrapped_label(layout, context, "Selected and locked bones stay; the rest is filled in.", icon='LOCKED')
-        col = layout.column(align=True)
-        col.prop(s, "hypotheses", text="Hypotheses")
-        col.prop(s, "complete_steps", text="Steps")
+        layout.prop(s, "hypotheses", text="Hypotheses")
         op = layout.operator("dposer.complete", text="Complete Pose", icon='MOD_ARMATURE')
         op.hypotheses, op.steps = s.hypotheses, s.complete_steps
         h = _complete.hypotheses(tgt)

@@ -55,7 +55,8 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
 
     hypotheses: IntProperty(name="Hypotheses", description="How many completions to offer", default=5, min=1,
                             max=50)
-    steps: IntProperty(name="Steps", description="Optimisation steps", default=200, min=1, max=5000)
+    steps: IntProperty(name="Steps", description="Optimisation steps of the backend's 'optimize' method (the default "
+                       "'inpaint' method runs its own fixed schedule)", default=200, min=1, max=5000)
     seed: IntProperty(name="Seed", default=-1, min=-1)
 
     def build_request(self, context: Any) -> tuple[str, dict]:
