@@ -349,6 +349,18 @@ SAMPLER_DEFAULT_STEPS = {"em": 1000, "ddim": 10, "ode": 25}
 DDIM_ETA = 1.0
 
 
+def _ddim_step(x: torch.Tensor, eps: torch.Tensor, i: int, al: list[float], sg: list[float], eta: float,
+               gen: torch.Generator | None) -> torch.Tensor:
+    """One DDIM(eta) step from t_i to t_{i+1} on the schedule (al, sg): x0_hat = (x - sigma eps) / alpha,
+    then the DDIM update with fresh noise of scale c (eta = 0: deterministic); the last step returns x0_hat."""
+    x0 = (x - sg[i] * eps) / al[i]
+    if i == len(al) - 1:
+        return x0
+    a_t, s_t, a_s, s_s = al[i], sg[i], al[i + 1], sg[i + 1]
+    c = eta * s_s / s_t * math.sqrt(max(s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2, 0.0))
+    return a_s * x0 + math.sqrt(max(s_s ** 2 - c * c, 0.0)) * eps + c * _randn(tuple(x.shape), gen, x.device)
+
+
 def _ddim_eta(prior: PosePrior, x: torch.Tensor, steps: int, t_start: float, eta: float,
               gen: torch.Generator | None, mon: _Monitor, t_end: float = T_EPS_SAMPLE) -> torch.Tensor:
     """DDIM-style few-step sampler with stochasticity ``eta`` on the sub-VP schedule (Song et al.
@@ -366,14 +378,7 @@ def _ddim_eta(prior: PosePrior, x: torch.Tensor, steps: int, t_start: float, eta
     co = torch.tensor(ts, dtype=torch.float64)
     al, sg = sde.alpha(co).tolist(), sde.sigma(co).tolist()
     for i, t in enumerate(ts):
-        eps = fe(x, t)
-        x0 = (x - sg[i] * eps) / al[i]
-        if i == len(ts) - 1:
-            x = x0
-        else:
-            a_t, s_t, a_s, s_s = al[i], sg[i], al[i + 1], sg[i + 1]
-            c = eta * s_s / s_t * math.sqrt(max(s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2, 0.0))
-            x = a_s * x0 + math.sqrt(max(s_s ** 2 - c * c, 0.0)) * eps + c * _randn(tuple(x.shape), gen, x.device)
+        x = _ddim_step(x, fe(x, t), i, al, sg, eta, gen)
         mon.tick()
     return x
 
@@ -791,14 +796,7 @@ def _inpaint(prior: PosePrior, obs: torch.Tensor, kd: torch.Tensor, steps: int, 
     x = _randn(shape, gen, obs.device)
     for i, t in enumerate(ts):
         x = torch.where(kd, al[i] * obs + sg[i] * _randn(shape, gen, obs.device), x)
-        eps = fe(x, t)
-        x0 = (x - sg[i] * eps) / al[i]
-        if i == len(ts) - 1:
-            x = x0
-        else:
-            a_t, s_t, a_s, s_s = al[i], sg[i], al[i + 1], sg[i + 1]
-            c = s_s / s_t * math.sqrt(max(s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2, 0.0))
-            x = a_s * x0 + math.sqrt(max(s_s ** 2 - c * c, 0.0)) * eps + c * _randn(shape, gen, obs.device)
+        x = _ddim_step(x, fe(x, t), i, al, sg, 1.0, gen)
         mon.tick()
     return torch.where(kd, obs, x)
 
