@@ -18,7 +18,7 @@ from .operators import plausibility as _plaus
 from .operators import sample as _sample
 from .operators._base import resolve_ghost
 from .operators._hypotheses import draw_browser
-from .ui_text import progress_text, wrapped_label
+from .ui_text import wrapped_label
 
 
 class DPoserSceneSettings(bpy.types.PropertyGroup):
@@ -86,11 +86,7 @@ class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
             row.operator("dposer.backend_stop", text="Stop", icon='PAUSE')
         prog = runtime.progress()
         if prog is not None:
-            label = progress_text(prog)
-            if hasattr(box, "progress"):
-                box.progress(factor=prog.fraction, type='BAR', text=label)
-            else:
-                box.label(text=label)
+            wrapped_label(box, context, f"{prog.label}… (progress in the status bar)", icon='SORTTIME')
             box.label(text="Esc cancels", icon='CANCEL')
         last = runtime.recent_reports()
         if last and last[-1][0] == 'ERROR' and prog is None:

@@ -396,11 +396,12 @@ class BackendOperator:
         runtime.update_progress(fraction, message)
         text = f"DPoser {progress_text(runtime.progress())}   Esc to cancel" if runtime.progress() else ""
         try:
+            # the status bar only: redrawing the sidebar would redraw the viewport under it too (region
+            # overlap), the costliest part of a frame; the panel shows that the operation runs
             context.workspace.status_text_set(text)
             context.window_manager.progress_update(int(100 * fraction))
         except Exception:  # noqa: BLE001
             pass
-        runtime.redraw()
 
     def _cleanup(self, context: Any) -> None:
         """Remove the timer, the status text and the progress (only ours); never raises."""
