@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import itertools
 
 import numpy as np
 

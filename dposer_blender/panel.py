@@ -38,7 +38,6 @@ class DPoserSceneSettings(bpy.types.PropertyGroup):
     ease: EnumProperty(name="Ease", items=_inbetween.EASES, default="linear")
     root: EnumProperty(name="Root", items=_inbetween.ROOT_MODES, default="INTERPOLATE")
     hypotheses: IntProperty(name="Hypotheses", default=5, min=1, max=50)
-    complete_steps: IntProperty(name="Steps", default=200, min=1, max=5000)
     noise: EnumProperty(name="Noise", items=[("AUTO", "Auto", ""), ("MM", "mm", "")], default="AUTO")
     noise_mm: FloatProperty(name="mm", default=40.0, min=0.0, max=1000.0)
     use_frame_range: BoolProperty(name="Scene Frame Range", default=False)
@@ -94,29 +93,29 @@ class VIEW3D_PT_dposer(_DPoserPanel, bpy.types.Panel):
         col = layout.column()
         col.label(text="Character", icon='ARMATURE_DATA')
         col.operator("dposer.add_smpl_armature", text="Add SMPL Armature", icon='OUTLINER_OB_ARMATURE')
-        ok, reason = pc.check_smpl_armature(_target(context))
+        tgt = _target(context)
+        ok, reason = pc.check_smpl_armature(tgt)
         if not ok:
             wrapped_label(col, context, reason[:300], icon='INFO')
         else:
-            col.label(text=_target(context).name, icon='CHECKMARK')
+            col.label(text=tgt.name, icon='CHECKMARK')
 
 
 def _target(context: Any) -> Any:
     return resolve_ghost(context.active_object)
 
 
-def _seed_steps(layout: Any, s: Any, steps: bool = True) -> None:
+def _seed_steps(layout: Any, s: Any) -> None:
     row = layout.row(align=True)
     row.prop(s, "random_seed", text="Random Seed", toggle=True)
     sub = row.row(align=True)
     sub.enabled = not s.random_seed
     sub.prop(s, "seed", text="Seed")
-    if steps:
-        row = layout.row(align=True)
-        row.prop(s, "auto_steps", text="Auto Steps", toggle=True)
-        sub = row.row(align=True)
-        sub.enabled = not s.auto_steps
-        sub.prop(s, "steps", text="Steps")
+    row = layout.row(align=True)
+    row.prop(s, "auto_steps", text="Auto Steps", toggle=True)
+    sub = row.row(align=True)
+    sub.enabled = not s.auto_steps
+    sub.prop(s, "steps", text="Steps")
 
 
 def _op_seed(s: Any) -> int:
@@ -205,7 +204,7 @@ class VIEW3D_PT_dposer_pose(_DPoserSubPanel, bpy.types.Panel):
         wrapped_label(layout, context, "Selected and locked bones stay; the rest is filled in.", icon='LOCKED')
         layout.prop(s, "hypotheses", text="Hypotheses")
         op = layout.operator("dposer.complete", text="Complete Pose", icon='MOD_ARMATURE')
-        op.hypotheses, op.steps = s.hypotheses, s.complete_steps
+        op.hypotheses = s.hypotheses
         h = _complete.hypotheses(tgt)
         if h is not None:
             draw_browser(layout, h, "dposer.complete_flip", "dposer.complete_apply", "dposer.complete_discard")

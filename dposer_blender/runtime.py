@@ -361,7 +361,7 @@ def _tick() -> float | None:
         if shown != _last_shown:
             _last_shown = shown
             redraw()
-        if busy():
+        if shown[0] == STARTING or _progress is not None:  # busy(), without asking status() twice
             return 0.25
     except Exception as ex:  # noqa: BLE001 - a timer must never raise
         print(f"[dposer] timer: {ex}")

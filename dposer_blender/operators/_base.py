@@ -18,6 +18,7 @@ from typing import Any
 
 import bpy
 import numpy as np
+from bpy_extras.io_utils import ImportHelper
 
 from .. import pose_convert as pc
 from .. import runtime
@@ -39,15 +40,21 @@ def active_object(context: Any) -> Any:
     return obj
 
 
+def ghost_of(obj: Any) -> Any:
+    """The candidate ghost armature ``obj`` belongs to (itself, or the ghost whose body or label it is), else None."""
+    if obj is None:
+        return None
+    if obj.get("dposer_ghost_of") is not None:
+        return obj
+    part = obj.get("dposer_ghost_part")
+    return bpy.data.objects.get(part) if part is not None else None
+
+
 def resolve_ghost(obj: Any) -> Any:
     """``obj``, or the character it is a candidate ghost (or a ghost's body or label) of, when that exists."""
-    if obj is not None and obj.get("dposer_ghost_part") is not None:
-        obj = bpy.data.objects.get(obj["dposer_ghost_part"]) or obj
-    if obj is not None and obj.get("dposer_ghost_of") is not None:
-        owner = bpy.data.objects.get(obj["dposer_ghost_of"])
-        if owner is not None:
-            return owner
-    return obj
+    ghost = ghost_of(obj)
+    owner = bpy.data.objects.get(ghost["dposer_ghost_of"]) if ghost is not None else None
+    return owner if owner is not None else obj
 
 
 def smpl_poll(cls: type, context: Any) -> bool:
@@ -352,10 +359,11 @@ class BackendOperator:
     # -- modal ---------------------------------------------------------------------------------
     # Blender's ``Event`` has type, value, modifiers and the mouse, nothing else (no ``timer``): the
     # modal loop polls the future on every TIMER event, whoever's timer it is (``done()`` is cheap).
-    # Every path out of ``modal`` goes through ``_finish``, and any exception, ours or Blender's,
-    # ends in one plain report with the busy state and the progress cleared.
+    # Every path out of ``modal`` goes through ``_cleanup`` (``_fail`` for an exception, ours or
+    # Blender's): one plain report, the busy state and the progress cleared.
 
     _progress: Any = None
+    _shown: Any = None  # the (fraction, message) last shown in the status bar
 
     def _blocking(self, context: Any) -> bool:
         """Run blocking (``execute``) instead of modal: background mode, or no window to drive a modal."""
@@ -452,7 +460,7 @@ class BackendOperator:
         runtime.heartbeat(self._progress)
         if not fut.done():
             shown = fut.progress
-            if shown != getattr(self, "_shown", None):  # redraw only when the progress changed
+            if shown != self._shown:  # redraw only when the progress changed
                 self._shown = shown
                 self._status(context, *shown)
             return {'RUNNING_MODAL'}
@@ -474,3 +482,19 @@ class BackendOperator:
     def cancel(self, context: Any) -> None:
         """Blender calls this when the modal operator is aborted (file load, window closed)."""
         self._cleanup(context)
+
+
+class FilePickedRequest(BackendOperator):
+    """A backend operator whose input is a file the user picks: with no ``filepath`` its button opens the
+    file browser (``ImportHelper``, which the operator class must also derive from); once a file is picked
+    it runs modal like every long operation, so the window stays live."""
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if not self.filepath:
+            return ImportHelper.invoke(self, context, event)
+        return BackendOperator.invoke(self, context, event)
+
+    def execute(self, context: Any) -> set[str]:
+        if not self._blocking(context):  # after the file browser
+            return BackendOperator.invoke(self, context, None)
+        return BackendOperator.execute(self, context)

@@ -16,10 +16,10 @@ from .. import action_io as aio
 from .. import pose_convert as pc
 from ..armature import create_smpl_armature
 from .. import runtime
-from ._base import BackendOperator, OpError, active_object, scene_fps
+from ._base import FilePickedRequest, OpError, active_object, scene_fps
 
 
-class DPOSER_OT_import_motion(BackendOperator, bpy.types.Operator, ImportHelper):
+class DPOSER_OT_import_motion(FilePickedRequest, bpy.types.Operator, ImportHelper):
     """Import an AMASS .npz or a BVH motion onto the SMPL armature (as an action at the scene fps)"""
 
     bl_idname = "dposer.import_motion"
@@ -38,11 +38,6 @@ class DPOSER_OT_import_motion(BackendOperator, bpy.types.Operator, ImportHelper)
     def poll(cls, context: Any) -> bool:
         return True  # adds an SMPL armature when none is active
 
-    def invoke(self, context: Any, event: Any) -> set[str]:
-        if not self.filepath:
-            return ImportHelper.invoke(self, context, event)
-        return BackendOperator.invoke(self, context, event)
-
     def build_request(self, context: Any) -> tuple[str, dict]:
         path = os.path.abspath(bpy.path.abspath(self.filepath))
         if not os.path.isfile(path):
@@ -55,12 +50,6 @@ class DPOSER_OT_import_motion(BackendOperator, bpy.types.Operator, ImportHelper)
         if ext == ".bvh":
             return "retarget_bvh", {"path": path, "fps": fps, "family": self.family or None}
         raise OpError(f"{os.path.basename(path)} is neither an AMASS .npz nor a .bvh file")
-
-    def execute(self, context: Any) -> set[str]:
-        # after the file browser: run modal like the other long operations, so the window stays live
-        if not self._blocking(context):
-            return BackendOperator.invoke(self, context, None)
-        return BackendOperator.execute(self, context)
 
     def apply_result(self, context: Any, result: Any) -> set[str]:
         scene = context.scene

@@ -21,7 +21,7 @@ from bpy_extras.io_utils import ImportHelper
 from .. import pose_convert as pc
 from .. import runtime
 from . import _hypotheses as _hyp
-from ._base import BackendOperator, OpError, object_after_call, smpl_object, smpl_poll
+from ._base import FilePickedRequest, OpError, object_after_call, smpl_object, smpl_poll
 
 PROP = "dposer_photo"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -67,7 +67,7 @@ def show_photo(context: Any, obj: Any, path: str) -> Any:
     return emp
 
 
-class DPOSER_OT_pose_from_image(BackendOperator, bpy.types.Operator, ImportHelper):
+class DPOSER_OT_pose_from_image(FilePickedRequest, bpy.types.Operator, ImportHelper):
     """Pose the SMPL armature like the person in a photo (fitted with the pose prior); the photo is shown beside it"""
 
     bl_idname = "dposer.pose_from_image"
@@ -88,17 +88,6 @@ class DPOSER_OT_pose_from_image(BackendOperator, bpy.types.Operator, ImportHelpe
             cls.poll_message_set(msg or "Pose from a photo is not available in the backend's Python")
             return False
         return True
-
-    def invoke(self, context: Any, event: Any) -> set[str]:
-        if not self.filepath:
-            return ImportHelper.invoke(self, context, event)
-        return BackendOperator.invoke(self, context, event)
-
-    def execute(self, context: Any) -> set[str]:
-        # after the file browser: modal like every long operation, so the window stays live
-        if not self._blocking(context):
-            return BackendOperator.invoke(self, context, None)
-        return BackendOperator.execute(self, context)
 
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)

@@ -21,7 +21,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 from .. import action_io as aio
 from .. import pose_convert as pc
 from ._base import (BackendOperator, StatePoll, active_object, body_bone_names, current_body_pose, fk_joints,
-                    object_after_call, smpl_object)
+                    ghost_of, object_after_call, smpl_object)
 
 GHOST_COLLECTION = "DPoser Candidates"
 GHOST_MATERIAL = "DPoser Ghost"
@@ -34,16 +34,6 @@ SAMPLERS = [("ddim", "DDIM (fast)", "Few-step sampler with fresh noise at each s
 
 
 # ----------------------------------------------------------------------------------------- ghosts
-
-def ghost_of(obj: Any) -> Any:
-    """The ghost armature ``obj`` belongs to (itself, or the ghost whose body or label it is), else None."""
-    if obj is None:
-        return None
-    if obj.get("dposer_ghost_of") is not None:
-        return obj
-    part = obj.get("dposer_ghost_part")
-    return bpy.data.objects.get(part) if part is not None else None
-
 
 def ghosts_of(owner: Any) -> list[Any]:
     """The candidate ghosts of ``owner`` sorted by index."""
@@ -220,9 +210,12 @@ class _CandidateSampler:
         """``apply_result`` (of the score request): the poses as ghosts of the character, best score first."""
         owner = object_after_call(self._owner, "sampling")
         poses = self._poses
-        scores = np.asarray(getattr(result, "pose", np.full(len(poses), np.nan)), np.float64).reshape(-1)
-        order = np.argsort(scores, kind="stable") if np.all(np.isfinite(scores)) else np.arange(len(poses))
-        make_ghosts(context, owner, poses[order], label, scores[order] if np.all(np.isfinite(scores)) else None)
+        scores = np.asarray(result.pose, np.float64).reshape(-1)
+        if np.all(np.isfinite(scores)):
+            order = np.argsort(scores, kind="stable")
+            make_ghosts(context, owner, poses[order], label, scores[order])
+        else:
+            make_ghosts(context, owner, poses, label)
         self.report({'INFO'}, f"{len(poses)} {noun}, best score first: click one, then Apply or Apply & Key")
         return {'FINISHED'}
 

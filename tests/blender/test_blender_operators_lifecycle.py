@@ -110,7 +110,7 @@ def _wait_gone(pid: int) -> None:
 def test_disable_leaves_nothing_behind(enabled, tmp_path: Path) -> None:
     from dposer_blender import runtime
     from dposer_blender.client import BackendClient
-    from dposer_blender.operators import importers, sample
+    from dposer_blender.operators import importers
 
     assert _ours() and hasattr(bpy.types.Scene, "dposer")
     assert importers.menu_func_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()

@@ -27,13 +27,14 @@ pytestmark = pytest.mark.usefixtures("dposer_addon")
 
 
 def stand_in(op_cls: type, **props):
-    """An object with ``op_cls``'s Python methods and ``props`` as plain attributes (reports collected)."""
-    ns = {k: v for k, v in vars(op_cls).items() if callable(v) and not k.startswith("__")}
+    """An object with ``op_cls``'s Python methods and class attributes, and ``props`` as plain attributes
+    (reports collected)."""
+    ns = {k: v for k, v in vars(op_cls).items() if not k.startswith("__")}
     for base in op_cls.__mro__:  # the first definition along the MRO wins, as in Python
         if not base.__module__.startswith("dposer_blender"):
             continue
         for k, v in vars(base).items():
-            if callable(v) and not k.startswith("__") and k not in ns:
+            if not k.startswith("__") and k not in ns:
                 ns[k] = v
     ns.update(_blocking=lambda self, context: False, _add_modal_handler=lambda self, context: None,
               report=lambda self, kind, msg: self.reports.append((set(kind), msg)),

@@ -3,7 +3,6 @@ shows the image beside it, and the fits flip / apply / discard."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
