@@ -213,8 +213,8 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def _check_sizes(args: argparse.Namespace, inp) -> None:  # noqa: ANN001
-    """Bounds of what one call may hold in memory (the server's limits, backend.protocol.schema)."""
-    from backend.protocol.schema import MAX_COMPLETE_ROWS, MAX_DENOISE_FRAMES, MAX_INBETWEEN_FRAMES
+    """Bounds of what one call may hold in memory (the server's limits, dposer_core.protocol.schema)."""
+    from dposer_core.protocol.schema import MAX_COMPLETE_ROWS, MAX_DENOISE_FRAMES, MAX_INBETWEEN_FRAMES
     from backend.tasks import BadInput
 
     for opt, (lo, hi) in RANGES.items():

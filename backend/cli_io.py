@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 POSE_DIM = 63
-MAX_ROTATION_RAD = 4 * np.pi   # as backend.protocol.schema: axis-angle norms above this are not radians
+MAX_ROTATION_RAD = 4 * np.pi   # as dposer_core.protocol.schema: axis-angle norms above this are not radians
 MAX_POSITION_M = 10_000.0
 
 

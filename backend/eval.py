@@ -37,7 +37,7 @@ import torch
 from backend import tasks
 from backend.cli_io import InputError, load_input
 from backend.engine.prior import PosePrior
-from backend.engine.skeleton import BODY_MASKS
+from dposer_core.skeleton import BODY_MASKS
 from backend.evaluation import baselines as bl
 from backend.evaluation import metrics as mt
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from backend.protocol import schema as S
+from dposer_core import protocol as S
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_OVERHEAD_MS = 10.0

@@ -34,7 +34,7 @@ from .engine.kinematics import forward_kinematics
 from .engine.network import NetworkConfig, ScoreMLP
 from .engine.prior import PosePrior
 from .engine.sde import SubVPSDE
-from .engine.skeleton import BODY_MASKS, POSE_DIM, smpl_skeleton
+from dposer_core.skeleton import BODY_MASKS, POSE_DIM, smpl_skeleton
 
 @dataclass
 class TrainConfig:

@@ -3,7 +3,8 @@
 This package is the only part of the project that imports ``bpy``; it never imports torch. The PyTorch
 backend runs as a subprocess. Submodules:
 
-* ``skeleton_data`` - the built-in SMPL skeleton (JSON shipped with the backend sources)
+* ``dposer_core``   - the shared vocabulary, skeleton, protocol and numpy math (a link to ``../dposer_core``;
+                    the zip holds a copy)
 * ``pose_convert``  - SMPL axis-angle <-> pose-bone quaternions (the one axis conversion)
 * ``armature``      - "Add SMPL Armature"
 * ``mannequin``     - the procedural mannequin body / the real SMPL mesh

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .pose_convert import SMPL_TO_BLENDER, check_smpl_armature, smpl_points_to_blender
-from .skeleton_data import load_skeleton
+from .dposer_core.skeleton import smpl_skeleton
 
 #: Leaf bone lengths in metres.
 HEAD_LENGTH = 0.20
@@ -60,7 +60,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def bone_layout() -> list[BoneSpec]:
     """The 24 bone specs of the SMPL armature, in SMPL joint order (pure numpy, no bpy)."""
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     heads = smpl_points_to_blender(sk.rest_joints)
     up = np.array([0.0, 0.0, 1.0])
     tails = np.zeros_like(heads)

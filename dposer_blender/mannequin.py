@@ -12,7 +12,6 @@ deforms the mesh.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from .pose_convert import smpl_points_to_blender
-from .skeleton_data import load_skeleton
+from .dposer_core.skeleton import smpl_skeleton
+from .dposer_core.smpl_model_file import read_smpl_model_file
 
 #: Default mannequin colour (linear RGBA), a light neutral clay.
 MANNEQUIN_COLOR = (0.60, 0.45, 0.34, 1.0)
@@ -194,7 +194,7 @@ def _hat_weights(h: np.ndarray, centres: list[float]) -> np.ndarray:
 
 def build_mannequin_smpl() -> MeshData:
     """The mannequin in the SMPL frame (metres, +Y up, facing +Z, +X = subject's left)."""
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     J = {n: sk.rest_joints[i] for i, n in enumerate(sk.names)}
     X, Y, Z = np.eye(3)
     md = MeshData(np.zeros((0, 3)), [])
@@ -349,34 +349,21 @@ def create_mannequin(armature_obj: Any, context: Any = None, name: str | None = 
                              context)
 
 
-def _load_smpl_reader() -> Any:
-    """Import ``backend/smpl_model_file.py`` (numpy-only) by path, from the extension or the checkout."""
-    here = Path(__file__).resolve().parent
-    for p in (here / "backend" / "smpl_model_file.py", here.parent / "backend" / "smpl_model_file.py"):
-        if p.is_file():
-            spec = importlib.util.spec_from_file_location("_dposer_smpl_model_file", p)
-            mod = importlib.util.module_from_spec(spec)
-            assert spec.loader is not None
-            spec.loader.exec_module(mod)
-            return mod
-    raise FileNotFoundError("backend/smpl_model_file.py not found")
-
-
 def create_smpl_mesh(armature_obj: Any, model_path: str, context: Any = None, name: str | None = None) -> Any:
     """Create the real SMPL mesh (template vertices, faces, skinning weights) from an SMPL model file,
     skinned to ``armature_obj``. Raises if the file cannot be read (the caller falls back to the mannequin)."""
     import bpy
 
-    from .skeleton_data import smpl_bone_names
+    from .dposer_core.skeleton import joint_names
 
     context = context or bpy.context
-    model = _load_smpl_reader().read_smpl_model_file(model_path)
+    model = read_smpl_model_file(model_path)
     v = np.asarray(model["v_template"], dtype=np.float64)
     w = np.asarray(model["weights"], dtype=np.float64)
     if w.shape[1] != 24:
         raise ValueError(f"expected 24 SMPL joints in the weights, got {w.shape[1]}")
     groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for j, bone in enumerate(smpl_bone_names()):
+    for j, bone in enumerate(joint_names()):
         idx = np.nonzero(w[:, j] > 1e-4)[0]
         groups[bone] = (idx, w[idx, j])
     return _link_mesh_object(armature_obj, name or f"{armature_obj.name}_smpl_mesh", smpl_points_to_blender(v),

@@ -40,7 +40,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .skeleton_data import NUM_BODY_JOINTS, NUM_JOINTS, load_skeleton, smpl_bone_names
+from .dposer_core.rotations_np import (axis_angle_to_matrix, axis_angle_to_quat,  # noqa: F401 (callers migrate)
+                                        matrix_to_axis_angle, matrix_to_quat, quat_to_axis_angle, quat_to_matrix)
+from .dposer_core.skeleton import NUM_BODY_JOINTS, NUM_JOINTS, joint_names, smpl_skeleton
 
 #: Change of basis SMPL -> Blender: (x, y, z) -> (x, -z, y).
 SMPL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -50,79 +52,6 @@ BLENDER_TO_SMPL = SMPL_TO_BLENDER.T.copy()
 #: SMPL joints that must exist for an armature to count as SMPL-like (pelvis..right_wrist).
 REQUIRED_JOINTS = 22
 
-_SMALL = 1e-8
-
-
-# --------------------------------------------------------------------------- rotations (numpy)
-
-def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
-    """(...,3) axis-angle -> (...,3,3) rotation matrices (Rodrigues, float64)."""
-    aa = np.asarray(aa, dtype=np.float64)
-    theta2 = np.sum(aa * aa, axis=-1)[..., None, None]
-    small = theta2 < _SMALL
-    theta = np.sqrt(np.where(small, 1.0, theta2))
-    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(theta) / theta)
-    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(theta)) / np.where(small, 1.0, theta2))
-    x, y, z = aa[..., 0], aa[..., 1], aa[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(aa.shape[:-1] + (3, 3))
-    return np.eye(3) + a * k + b * (k @ k)
-
-
-def matrix_to_quat(m: np.ndarray) -> np.ndarray:
-    """(...,3,3) rotation matrices -> (...,4) unit quaternions (w, x, y, z) with w >= 0."""
-    m = np.asarray(m, dtype=np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    tr = m00 + m11 + m22
-    cands = np.stack([
-        np.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
-        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
-    ], axis=-2)
-    best = np.argmax(np.stack([tr, m00, m11, m22], -1), axis=-1)
-    q = np.take_along_axis(cands, best[..., None, None].repeat(4, -1), axis=-2)[..., 0, :]
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., :1] < 0, -q, q)
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(...,4) quaternions (w, x, y, z), any norm -> (...,3,3) rotation matrices."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    xx, yy, zz, xy, xz, yz, wx, wy, wz = x * x, y * y, z * z, x * y, x * z, y * z, w * x, w * y, w * z
-    m = np.stack([1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-                  2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-                  2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy)], axis=-1)
-    return m.reshape(q.shape[:-1] + (3, 3))
-
-
-def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    """(...,4) quaternions (w, x, y, z), any norm -> (...,3) axis-angle with angle in [0, pi]."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    q = np.where(q[..., :1] < 0, -q, q)
-    w, xyz = q[..., :1], q[..., 1:]
-    s = np.linalg.norm(xyz, axis=-1, keepdims=True)
-    small = s < 1e-7
-    angle = 2.0 * np.arctan2(s, w)
-    k = np.where(small, 2.0 / np.maximum(w, 1e-12), angle / np.where(small, 1.0, s))
-    return xyz * k
-
-
-def matrix_to_axis_angle(m: np.ndarray) -> np.ndarray:
-    """(...,3,3) rotation matrices -> (...,3) axis-angle with angle in [0, pi]."""
-    return quat_to_axis_angle(matrix_to_quat(m))
-
-
-def axis_angle_to_quat(aa: np.ndarray) -> np.ndarray:
-    """(...,3) axis-angle -> (...,4) unit quaternion (w, x, y, z)."""
-    aa = np.asarray(aa, dtype=np.float64)
-    theta = np.linalg.norm(aa, axis=-1, keepdims=True)
-    small = theta < 1e-7
-    k = np.where(small, 0.5 - theta * theta / 48.0, np.sin(0.5 * theta) / np.where(small, 1.0, theta))
-    return np.concatenate([np.cos(0.5 * theta), aa * k], axis=-1)
 
 
 # --------------------------------------------------------------------------- pure conversion
@@ -265,7 +194,7 @@ def find_smpl_bones(bone_names: Sequence[str]) -> list[str | None]:
     canon: dict[str, str] = {}
     for n in names:
         canon.setdefault(normalize_bone_name(n), n)
-    return [j if j in exact else canon.get(j) for j in smpl_bone_names()]
+    return [j if j in exact else canon.get(j) for j in joint_names()]
 
 
 def check_smpl_armature(obj: Any) -> tuple[bool, str]:
@@ -280,7 +209,7 @@ def check_smpl_armature(obj: Any) -> tuple[bool, str]:
     if getattr(obj, "type", None) != 'ARMATURE':
         return False, f"'{obj.name}' is not an armature: select an SMPL armature"
     mapping = find_smpl_bones([b.name for b in obj.data.bones])
-    missing = [smpl_bone_names()[j] for j in range(REQUIRED_JOINTS) if mapping[j] is None]
+    missing = [joint_names()[j] for j in range(REQUIRED_JOINTS) if mapping[j] is None]
     if missing:
         return False, (f"'{obj.name}' is not an SMPL armature: missing bone"
                        f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
@@ -311,7 +240,7 @@ class SMPLRig:
         if not ok:
             raise ValueError(reason)
         names = find_smpl_bones([b.name for b in obj.data.bones])
-        skel_rest = smpl_points_to_blender(load_skeleton().rest_joints)
+        skel_rest = smpl_points_to_blender(smpl_skeleton().rest_joints)
         rots = np.tile(np.eye(3), (NUM_JOINTS, 1, 1))
         heads = skel_rest.copy()
         for j, n in enumerate(names):
@@ -395,8 +324,7 @@ def read_smpl_pose(obj: Any, rig: SMPLRig | None = None) -> tuple[np.ndarray, np
 
 __all__ = [
     "SMPL_TO_BLENDER", "BLENDER_TO_SMPL", "REQUIRED_JOINTS", "SMPLRig",
-    "axis_angle_to_matrix", "matrix_to_quat", "quat_to_matrix", "quat_to_axis_angle", "matrix_to_axis_angle",
-    "axis_angle_to_quat", "smpl_to_pose_quats", "pose_quats_to_smpl", "trans_to_pelvis_location",
+    "smpl_to_pose_quats", "pose_quats_to_smpl", "trans_to_pelvis_location",
     "pelvis_location_to_trans", "smpl_points_to_blender", "blender_points_to_smpl", "normalize_bone_name",
     "find_smpl_bones", "check_smpl_armature", "pose_to_bone_data", "bone_data_to_pose", "apply_smpl_pose",
     "read_pose_quats", "read_smpl_pose", "floor_lift_of", "motion_trans_to_rig", "rig_trans_to_motion",

@@ -5,6 +5,7 @@ Zip layout (the extension root is the zip root)::
 
     blender_manifest.toml
     __init__.py, armature.py, ...         dposer_blender/**/*.py (sub-packages included)
+    dposer_core/...                       the shared core (through the dposer_blender/dposer_core link)
     backend/...                           the backend sources (no __pycache__, no tests)
     weights/*.pt, weights/README.md       the shipped checkpoint, if present
 
@@ -47,7 +48,7 @@ def manifest_version() -> str:
 
 def _tree(src: Path, dst: str) -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
-    for dirpath, dirnames, filenames in os.walk(src):
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):  # dposer_blender/dposer_core is a link
         dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDE_DIRS and not d.startswith("."))
         for fn in sorted(filenames):
             p = Path(dirpath) / fn

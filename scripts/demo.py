@@ -172,7 +172,7 @@ class Kin:
     """
 
     def __init__(self, ext: Any) -> None:
-        sk = ext.skeleton_data.load_skeleton()
+        sk = ext.dposer_core.skeleton.smpl_skeleton()
         self.pc = ext.pose_convert
         self.parents = [int(p) for p in sk.parents[:22]]
         self.rest = np.asarray(sk.rest_joints[:22], dtype=np.float64)
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         if res != {'FINISHED'} or PKG not in bpy.context.preferences.addons:
             raise SystemExit(f"[demo] enabling {PKG} failed: {res}")
         ext = importlib.import_module(PKG)
-        for sub in ("runtime", "render", "action_io", "pose_convert", "skeleton_data"):
+        for sub in ("runtime", "render", "action_io", "pose_convert"):
             importlib.import_module(f"{PKG}.{sub}")
         LOG.note(f"installed {zpath.name} -> {Path(ext.__file__).parent} (module {PKG})")
         prefs = bpy.context.preferences.addons[PKG].preferences

@@ -31,9 +31,9 @@ def add_face_and_hair(arm, context) -> list:  # noqa: ANN001
 
     from dposer_blender import mannequin as M
     from dposer_blender.pose_convert import smpl_points_to_blender
-    from dposer_blender.skeleton_data import load_skeleton
+    from dposer_blender.dposer_core.skeleton import smpl_skeleton
 
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     hc = sk.rest_joints[sk.names.index("head")] + np.array([0.0, 0.085, 0.012])
     parts = []
     for sx in (1.0, -1.0):

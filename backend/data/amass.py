@@ -80,7 +80,7 @@ def zup_to_yup(root_orient: np.ndarray, trans: np.ndarray,
         (root_orient (T,3), trans (T,3)) in the SMPL native frame.
     """
     if pelvis_rest is None:
-        from backend.engine.skeleton import smpl_skeleton
+        from dposer_core.skeleton import smpl_skeleton
         pelvis_rest = smpl_skeleton().rest_joints[0]
     R = R_ZUP_TO_YUP
     ro = Rotation.from_matrix(R) * Rotation.from_rotvec(np.asarray(root_orient, dtype=np.float64).reshape(-1, 3))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.engine.skeleton import body_joint_names, smpl_skeleton
+from dposer_core.skeleton import body_joint_names, smpl_skeleton
 
 __all__ = ["MIRROR_SIGN", "body_mirror_permutation", "joint_mirror_permutation", "mirror_poses",
            "mirror_root_orient", "mirror_points"]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 from .bvh import BVHMotion, bvh_forward_kinematics, guess_unit_scale, read_bvh
 

@@ -118,7 +118,7 @@ def hinge_axis_twist(body_pose: np.ndarray, joint: str, axis: int, min_deg: floa
         joint: 'left_elbow' or 'right_elbow'.
         axis: index of the SMPL hinge axis (1 = Y for the elbows).
     """
-    from backend.engine.skeleton import body_joint_names
+    from dposer_core.skeleton import body_joint_names
     aa = body_pose.reshape(-1, 21, 3)[:, body_joint_names().index(joint)].astype(np.float64)
     ang = np.linalg.norm(aa, axis=-1)
     v = aa[ang > np.radians(min_deg)]
@@ -165,7 +165,7 @@ def standing_frames(body_pose: np.ndarray, root_orient: np.ndarray, max_leg_deg:
     ``-arm_down``). Only bone-direction-aligned joints and the root decide, so the test does not
     depend on the neutral corrections it is used to measure."""
     from scipy.spatial.transform import Rotation
-    from backend.engine.skeleton import body_joint_names
+    from dposer_core.skeleton import body_joint_names
     bn = body_joint_names()
     aa = np.asarray(body_pose, np.float64).reshape(-1, 21, 3)
     legs = [bn.index(n) for n in ("left_hip", "right_hip", "left_knee", "right_knee")]
@@ -186,7 +186,7 @@ def calibrate_neutral(files: list[Path], family: str, log=print) -> dict[str, li
     of its clips, retargeted with plain rest-to-rest alignment (the family's ``standing_deg``
     ignored; its ``neutral_deg`` targets too, so the values are what the rig's standing posture is)."""
     from scipy.spatial.transform import Rotation
-    from backend.engine.skeleton import body_joint_names
+    from dposer_core.skeleton import body_joint_names
     from .retarget import Family
     fam = get_family(family)
     spec = {k: v for k, v in fam.spec.items() if k not in ("standing_deg", "neutral_deg")}
@@ -276,7 +276,7 @@ def plot_comparison(motion: BVHMotion, out_png: str | os.PathLike, family: str |
     Pj, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
     T = Pj.shape[0]
     frames = np.linspace(0, T - 1, n_frames).astype(int)
-    from backend.engine.skeleton import smpl_skeleton
+    from dposer_core.skeleton import smpl_skeleton
     sp = smpl_skeleton().parents
     fig, axes = plt.subplots(2, n_frames, figsize=(3.2 * n_frames, 7.5))
     for c, t in enumerate(frames):

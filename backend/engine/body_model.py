@@ -3,7 +3,7 @@
 * ``load_body_model(None)``: the built-in SMPL skeleton (joints by ``kinematics.forward_kinematics``,
   no mesh: ``vertices`` and ``faces`` are None, ``betas`` unsupported);
 * ``load_body_model(path)``: the ``smplx`` package's SMPL model built from an SMPL model file
-  (``.npz`` or original ``.pkl``, read without chumpy by ``backend.smpl_model_file``): joints and
+  (``.npz`` or original ``.pkl``, read without chumpy by ``dposer_core.smpl_model_file``): joints and
   vertices by linear blend skinning.
 
 ``BodyModel.forward(body_pose (...,63)|(...,21,3), root_orient (...,3)=None, trans (...,3)=None,
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..smpl_model_file import read_smpl_model_file
+from dposer_core.smpl_model_file import read_smpl_model_file
 from .kinematics import forward_kinematics
-from .skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
+from dposer_core.skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
 
 
 @dataclass
@@ -143,7 +143,7 @@ def load_body_model(model_path: str | Path | None = None, num_betas: int = 10,
                     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> BodyModel:
     """The built-in skeleton (``model_path=None``) or an SMPL model file (.npz / .pkl).
 
-    Raises ``backend.smpl_model_file.SMPLModelFileError`` (a ValueError) for a bad model file.
+    Raises ``dposer_core.smpl_model_file.SMPLModelFileError`` (a ValueError) for a bad model file.
     """
     if model_path is None:
         return SkeletonBodyModel().to(device)

@@ -29,7 +29,7 @@ import torch
 
 from .network import NetworkConfig, ScoreMLP
 from .sde import SubVPSDE
-from .skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 FORMAT = "dposer-blender-checkpoint"
 VERSION = 1

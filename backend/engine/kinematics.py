@@ -13,7 +13,7 @@ from functools import lru_cache
 import torch
 
 from .rotations import axis_angle_to_matrix
-from .skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
+from dposer_core.skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
 
 
 def forward_kinematics(

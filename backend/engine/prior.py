@@ -17,7 +17,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .network import ScoreMLP
 from .sde import SubVPSDE
-from .skeleton import Skeleton
+from dposer_core.skeleton import Skeleton
 
 
 class PosePrior:

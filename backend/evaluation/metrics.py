@@ -38,7 +38,7 @@ def hidden_fk_joints(hidden_body_joints: tuple[int, ...] | list[int]) -> list[in
     """FK joints (of the 22) moved by hiding the given body joints (indices into joints 1..21):
     each hidden joint's *children* positions change; we report the positions of every FK joint that
     is a descendant of a hidden joint (including the hidden joint's own child positions)."""
-    from backend.engine.skeleton import smpl_skeleton
+    from dposer_core.skeleton import smpl_skeleton
     parents = smpl_skeleton().parents[:22]
     hidden = {j + 1 for j in hidden_body_joints}  # SMPL joint ids
     out = []
@@ -175,7 +175,7 @@ def feet_flat_under_hips(joints: np.ndarray, flat_tol_m: float = 0.04, under_m: 
     ``flat_tol_m``, and each foot's ankle-over-toe height within ``flat_tol_m`` of the rest pose's),
     each ankle within ``under_m`` of its hip in the horizontal (X-Z) plane and at least ``drop_m``
     below it (legs under the body, nearly straight). joints (N,22,3) -> (N,) bool."""
-    from backend.engine.skeleton import smpl_skeleton
+    from dposer_core.skeleton import smpl_skeleton
     rest = smpl_skeleton().rest_joints
     j = np.asarray(joints)
     y = j[..., 1]

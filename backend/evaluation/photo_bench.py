@@ -199,7 +199,7 @@ def render(poses: np.ndarray, roots: np.ndarray, out: Path, views: str = DEFAULT
 def camera_truth(rec: dict, k: int, pose: np.ndarray) -> dict:
     """Ground truth of render ``k`` in the OpenCV camera frame: R_cam_body (3,3), keypoints (K,3) camera
     frame, keypoints 2D (K,2) pixels, joints (22,3) camera frame."""
-    from backend.engine.skeleton import smpl_skeleton
+    from dposer_core.skeleton import smpl_skeleton
     from backend.photo.fit import _Body
 
     body = _Body(smpl_skeleton(), torch.device("cpu"))

@@ -42,7 +42,7 @@ from backend.engine.kinematics import forward_kinematics
 from backend.engine.prior import PosePrior
 from backend.engine.regularizer import dposer_loss, truncated_schedule
 from backend.engine.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from backend.engine.skeleton import POSE_DIM, Skeleton, smpl_skeleton
+from dposer_core.skeleton import POSE_DIM, Skeleton, smpl_skeleton
 
 from .keypoints import (KEYPOINT_JOINTS, KEYPOINT_OFFSETS, KEYPOINT_WEIGHTS, NUM_KEYPOINTS, TORSO_KEYPOINTS,
                         Keypoints)

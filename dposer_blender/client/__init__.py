@@ -11,7 +11,7 @@ Usage (Blender operators: submit + poll from a timer/modal; background mode and 
 Errors are :class:`BackendError` with a stable ``code`` and a human ``message``.
 """
 
-from ._schema import backend_root, load_schema, repo_root
+from .locate import backend_root, repo_root
 from .backend_client import (CRASHED, TIMEOUT, UNAVAILABLE, BackendClient, BackendCrashed, BackendError,
                              BackendUnavailable, RequestFuture)
 from .discovery import PythonNotFound, ProbeResult, candidates, find_python, fix_instructions, probe
@@ -19,5 +19,5 @@ from .discovery import PythonNotFound, ProbeResult, candidates, find_python, fix
 __all__ = [
     "BackendClient", "BackendError", "BackendCrashed", "BackendUnavailable", "RequestFuture",
     "CRASHED", "TIMEOUT", "UNAVAILABLE", "PythonNotFound", "ProbeResult", "find_python", "candidates",
-    "probe", "fix_instructions", "backend_root", "repo_root", "load_schema",
+    "probe", "fix_instructions", "backend_root", "repo_root",
 ]

@@ -43,12 +43,12 @@ import time
 import weakref
 from typing import Any, Callable
 
-from ._schema import backend_root, load_schema
+from ..dposer_core import protocol as S
+from .locate import backend_root
 from .discovery import PythonNotFound, clean_env, find_python
 
 log = logging.getLogger("dposer.client")
 
-S = load_schema()
 
 # Client-side error codes (in addition to the protocol's, see schema.ERROR_CODES)
 CRASHED = "backend_crashed"

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._schema import backend_root, repo_root
+from .locate import backend_root, repo_root
 
 TORCH_PIN = "torch==2.13.0"
 ENV_VAR = "DPOSER_PYTHON"

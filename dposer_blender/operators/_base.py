@@ -23,7 +23,7 @@ from bpy_extras.io_utils import ImportHelper
 from .. import pose_convert as pc
 from .. import runtime
 from ..ui_text import progress_text
-from ..skeleton_data import load_skeleton
+from ..dposer_core.skeleton import smpl_skeleton
 
 
 class OpError(Exception):
@@ -157,7 +157,7 @@ def body_bone_names(rig: pc.SMPLRig) -> list[str]:
 def fk_joints(body_pose: np.ndarray, root_orient: np.ndarray | None = None,
               trans: np.ndarray | None = None) -> np.ndarray:
     """SMPL forward kinematics of the 22 body joints (T,22,3), SMPL frame, metres (for reports)."""
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     bp = np.asarray(body_pose, dtype=np.float64).reshape(-1, 21, 3)
     T = bp.shape[0]
     ro = np.zeros((T, 3)) if root_orient is None else np.asarray(root_orient, np.float64).reshape(T, 3)

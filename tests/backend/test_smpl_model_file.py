@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import smpl_model_file as smf
+from dposer_core import smpl_model_file as smf
 
 REPO = Path(__file__).resolve().parents[2]
 F2PY = b"\x80\x02cnumpy.f2py.__main__\nndarray\n."  # the audit's pickle (issue 12): importing it runs f2py's CLI
@@ -19,7 +19,7 @@ F2PY = b"\x80\x02cnumpy.f2py.__main__\nndarray\n."  # the audit's pickle (issue 
 def test_f2py_pickle_is_refused_without_importing_anything(tmp_path: Path) -> None:
     p = tmp_path / "evil.pkl"
     p.write_bytes(F2PY)
-    code = (f"import sys; from backend.smpl_model_file import read_smpl_model_file, SMPLModelFileError\n"
+    code = (f"import sys; from dposer_core.smpl_model_file import read_smpl_model_file, SMPLModelFileError\n"
             f"try:\n    read_smpl_model_file({str(p)!r})\nexcept SMPLModelFileError as e:\n    print('REFUSED', e)\n"
             "print('f2py imported:', any(m.startswith('numpy.f2py') for m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

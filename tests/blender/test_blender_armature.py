@@ -6,15 +6,15 @@ import bpy
 import numpy as np
 
 from dposer_blender import armature, mannequin, pose_convert as pc
-from dposer_blender.skeleton_data import load_skeleton, smpl_bone_names
+from dposer_blender.dposer_core.skeleton import joint_names, smpl_skeleton
 
 
 def test_armature_has_24_smpl_bones_in_the_right_tree() -> None:
     obj = armature.create_smpl_armature(mannequin=False)
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     bones = obj.data.bones
     assert len(bones) == 24
-    assert {b.name for b in bones} == set(smpl_bone_names())
+    assert {b.name for b in bones} == set(joint_names())
     for j, name in enumerate(sk.names):
         b = bones[name]
         p = sk.parents[j]
@@ -25,7 +25,7 @@ def test_armature_has_24_smpl_bones_in_the_right_tree() -> None:
 
 def test_bones_point_to_their_child_z_up_facing_minus_y() -> None:
     obj = armature.create_smpl_armature(mannequin=False)
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     rest = pc.smpl_points_to_blender(sk.rest_joints)
     bones = obj.data.bones
     for j, name in enumerate(sk.names):
@@ -38,7 +38,7 @@ def test_bones_point_to_their_child_z_up_facing_minus_y() -> None:
     np.testing.assert_allclose(tuple(bones["spine3"].tail_local), rest[sk.index("neck")], atol=1e-6)
     # Z up: the head is above the pelvis, above the feet; facing -Y: the toes are at -Y of the ankles;
     # +X is the subject's left.
-    hl = {n: np.array(bones[n].head_local) for n in smpl_bone_names()}
+    hl = {n: np.array(bones[n].head_local) for n in joint_names()}
     assert hl["head"][2] > hl["pelvis"][2] > hl["left_ankle"][2]
     assert bones["left_foot"].tail_local.y < hl["left_ankle"][1] - 0.1
     assert hl["left_shoulder"][0] > 0 > hl["right_shoulder"][0]
@@ -62,7 +62,7 @@ def test_mannequin_skinned_and_standing_on_the_floor() -> None:
     body = bodies[0]
     mods = [m for m in body.modifiers if m.type == 'ARMATURE']
     assert mods and mods[0].object == obj
-    assert set(body.vertex_groups.keys()) <= set(smpl_bone_names())
+    assert set(body.vertex_groups.keys()) <= set(joint_names())
     assert {"pelvis", "spine3", "head", "left_hand", "right_foot", "left_knee"} <= set(body.vertex_groups.keys())
     me = body.data
     assert len(me.vertices) > 3000 and all(p.use_smooth for p in me.polygons)
@@ -85,7 +85,7 @@ def test_mannequin_skinned_and_standing_on_the_floor() -> None:
 def test_mannequin_follows_the_pose() -> None:
     obj = armature.create_smpl_armature()
     body = obj.children[0]
-    names = smpl_bone_names()
+    names = joint_names()
     pose = np.zeros((21, 3))
     pose[names.index("left_shoulder") - 1] = (0.0, 0.0, -1.3)  # left arm down
     pc.apply_smpl_pose(obj, pose, None)
@@ -105,7 +105,7 @@ def test_floor_lift_matches_geometry() -> None:
 
 def test_smpl_mesh_from_model_file(tmp_path) -> None:
     """With an SMPL model file configured the real mesh is used (synthetic tiny model file here)."""
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     rng = np.random.default_rng(0)
     V = 60
     v = sk.rest_joints[rng.integers(0, 24, V)] + rng.normal(0, 0.02, (V, 3))
@@ -121,7 +121,7 @@ def test_smpl_mesh_from_model_file(tmp_path) -> None:
     body = obj.children[0]
     assert body.name.endswith("smpl_mesh") and len(body.data.vertices) == V
     gi = body.vertex_groups["left_knee"].index
-    j = list(smpl_bone_names()).index("left_knee")
+    j = list(joint_names()).index("left_knee")
     for i in np.nonzero(w[:, j] > 1e-3)[0][:5]:
         got = [g.weight for g in body.data.vertices[int(i)].groups if g.group == gi]
         assert got and abs(got[0] - w[i, j]) < 1e-6

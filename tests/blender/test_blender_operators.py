@@ -254,7 +254,7 @@ def test_complete_keeps_selected_and_locked_bones_bit_exact() -> None:
     assert int(h["count"]) == 3
     for n in kept:
         assert np.array(obj.pose.bones[n].rotation_quaternion, dtype=np.float32).tobytes() == q_before[n].tobytes(), n
-    free = [n for n in pc.smpl_bone_names()[1:22] if n not in kept]
+    free = [n for n in pc.joint_names()[1:22] if n not in kept]
     assert any(not np.allclose(np.array(obj.pose.bones[n].rotation_quaternion), q_before[n], atol=1e-4) for n in free)
 
     assert run("complete_flip", direction=1) == {'FINISHED'}

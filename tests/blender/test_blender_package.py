@@ -65,8 +65,9 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
     # use it from the installed location: the skeleton json inside the extension, the user dir outside
     from importlib import import_module
     arm_mod = import_module(PKG + ".armature")
-    sk_mod = import_module(PKG + ".skeleton_data")
-    assert sk_mod.skeleton_json_path().resolve() == (ext_dir / "backend/assets/smpl_skeleton.json").resolve()
+    sk_mod = import_module(PKG + ".dposer_core.skeleton")
+    assert Path(sk_mod.__file__).resolve().parent == (ext_dir / "dposer_core").resolve()
+    assert (ext_dir / "dposer_core" / "smpl_skeleton.json").is_file()
     obj = arm_mod.create_smpl_armature()
     assert len(obj.data.bones) == 24
     udir = Path(mod.user_dir())

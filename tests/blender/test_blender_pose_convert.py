@@ -8,7 +8,7 @@ import pytest
 from mathutils import Matrix
 
 from dposer_blender import armature, pose_convert as pc
-from dposer_blender.skeleton_data import load_skeleton, smpl_bone_names
+from dposer_blender.dposer_core.skeleton import joint_names, smpl_skeleton
 
 TOL = 1e-5
 
@@ -30,7 +30,7 @@ def expected_world(obj: bpy.types.Object, rig: pc.SMPLRig, joints_smpl: np.ndarr
 def make_smplx_style_rig(names: list[str], extra: tuple[str, ...] = ("jaw", "left_index1")) -> bpy.types.Object:
     """A rig like the SMPL-X add-on's: heads at the joints, every bone pointing along +Z (0.1 m), roll 0,
     no hand bones but extra face/finger bones."""
-    sk = load_skeleton()
+    sk = smpl_skeleton()
     heads = pc.smpl_points_to_blender(sk.rest_joints)
     arm = bpy.data.armatures.new("SMPLX")
     obj = bpy.data.objects.new("SMPLX", arm)
@@ -99,7 +99,7 @@ def test_blender_fk_equals_backend_fk(random_poses, expected_joints, placement: 
 def test_rest_heads_match_skeleton() -> None:
     obj = armature.create_smpl_armature(mannequin=False)
     rig = pc.SMPLRig.from_armature(obj)
-    np.testing.assert_allclose(rig.rest_heads, pc.smpl_points_to_blender(load_skeleton().rest_joints), atol=1e-6)
+    np.testing.assert_allclose(rig.rest_heads, pc.smpl_points_to_blender(smpl_skeleton().rest_joints), atol=1e-6)
     np.testing.assert_allclose(rig.offset, 0.0, atol=1e-6)
 
 
@@ -139,7 +139,7 @@ def test_read_pose_from_euler_bones(random_poses, expected_joints) -> None:
 @pytest.mark.parametrize("style", ["smplx_names", "smpl_fbx_names"])
 def test_smplx_addon_style_rig(random_poses, expected_joints, style: str) -> None:
     """A rig whose bones all point along +Z (SMPL-X add-on) with other names works the same way."""
-    names = list(smpl_bone_names())
+    names = list(joint_names())
     if style == "smpl_fbx_names":
         def fbx(n: str) -> str:
             for side, p in (("left_", "L_"), ("right_", "R_")):

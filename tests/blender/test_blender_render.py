@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 
 from dposer_blender import armature, render
-from dposer_blender.skeleton_data import smpl_bone_names
+from dposer_blender.dposer_core.skeleton import joint_names
 
 
 def _png_pixels(path: Path) -> np.ndarray:
@@ -23,7 +23,7 @@ def test_render_objects_and_contact_sheet(tmp_path: Path) -> None:
     px = _png_pixels(Path(out))
     assert px.shape == (120, 160, 4)
     assert px[..., :3].std() > 0.02  # not a blank frame
-    names = smpl_bone_names()
+    names = joint_names()
     p = np.zeros((21, 3))
     p[names.index("left_knee") - 1] = (1.2, 0.0, 0.0)
     out2 = render.contact_sheet(obj, [(np.zeros(63), None), (p, None)], str(tmp_path / "sheet.png"),
@@ -47,7 +47,7 @@ def test_filmstrip(tmp_path: Path) -> None:
     obj = armature.create_smpl_armature()
     rig = pc.SMPLRig.from_armature(obj)
     body = np.zeros((3, 21, 3))
-    body[:, smpl_bone_names().index("left_hip") - 1, 0] = [-0.3, -0.9, -1.5]
+    body[:, joint_names().index("left_hip") - 1, 0] = [-0.3, -0.9, -1.5]
     q, _ = pc.pose_to_bone_data(body, None, None, rig)
     aio.write_action(obj, q, rig.bone_names, frame_start=1)
     out = render.filmstrip(obj, [1, 2, 3], str(tmp_path / "strip.png"), resolution=(240, 80))

@@ -8,7 +8,7 @@ import torch
 from backend.data.mirror import (body_mirror_permutation, joint_mirror_permutation, mirror_points, mirror_poses,
                                  mirror_root_orient)
 from backend.engine.kinematics import forward_kinematics
-from backend.engine.skeleton import Skeleton, body_joint_names, smpl_skeleton
+from dposer_core.skeleton import Skeleton, body_joint_names, smpl_skeleton
 
 
 def _symmetric_skeleton() -> Skeleton:

@@ -13,7 +13,7 @@ from backend.data.bvh import parse_bvh, read_bvh
 from backend.data.retarget import (SMPL_NAMES, Family, detect_family, load_families, resample_rotations,
                                    retarget_bvh, retarget_file, smpl_fk_np)
 from backend.data.retarget_report import GROUPS, TARGET_DEG, bone_angle_errors, group_errors
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 from bvh_synth import SynthBVH, SynthJoint
 

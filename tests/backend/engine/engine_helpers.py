@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from backend.engine.sde import SubVPSDE
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 
 class GaussianEps:

@@ -14,7 +14,7 @@ import torch
 
 from backend.engine.body_model import BodyOutput, SkeletonBodyModel, load_body_model
 from backend.engine.kinematics import forward_kinematics
-from backend.smpl_model_file import (SMPLModelFileError, parents, read_smpl_model_file, rest_joints,
+from dposer_core.smpl_model_file import (SMPLModelFileError, parents, read_smpl_model_file, rest_joints,
                                      write_clean_npz)
 
 from engine_helpers import TETRA, synthetic_smpl_arrays
@@ -68,7 +68,7 @@ def test_fk_matches_smplx(smpl_files: dict, kind: str, dtype: torch.dtype, tol: 
 def test_smpl_model_skeleton_and_betas(smpl_files: dict) -> None:
     bm = load_body_model(smpl_files["npz"], num_betas=4)
     assert bm.skeleton.parents[0] == -1 and bm.skeleton.num_joints == 24
-    from backend.engine.skeleton import smpl_skeleton
+    from dposer_core.skeleton import smpl_skeleton
     assert np.allclose(bm.skeleton.rest_joints, smpl_skeleton().rest_joints)
     pose = torch.zeros(2, 5, 63)
     out = bm(pose, betas=torch.zeros(10))  # zero shapedirs: betas have no effect; extra betas dropped
@@ -136,7 +136,7 @@ def test_reader_does_not_execute_pickled_callables(tmp_path: Path) -> None:
 
 
 def test_smpl_model_file_is_numpy_only_and_no_bpy_in_backend() -> None:
-    code = ("import sys; import backend.smpl_model_file as m; "
+    code = ("import sys; import dposer_core.smpl_model_file as m; "
             "bad = [k for k in ('torch', 'scipy', 'chumpy', 'bpy') if k in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -14,7 +14,7 @@ from backend.engine.checkpoint import (Checkpoint, CheckpointError, load_checkpo
 from backend.engine.network import NetworkConfig, ScoreMLP
 from backend.engine.prior import PosePrior
 from backend.engine.sde import SubVPSDE
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 CFG = NetworkConfig(hidden=64, time_embed_dim=32, groups=8)
 

@@ -1,4 +1,4 @@
-"""Tests for backend.engine.kinematics and backend.engine.skeleton."""
+"""Tests for backend.engine.kinematics and dposer_core.skeleton."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from backend.engine.kinematics import body_joints, forward_kinematics
 from backend.engine.rotations import axis_angle_to_matrix
-from backend.engine.skeleton import BODY_MASKS, POSE_DIM, Skeleton, body_joint_names, smpl_skeleton
+from dposer_core.skeleton import BODY_MASKS, POSE_DIM, Skeleton, body_joint_names, smpl_skeleton
 
 
 def test_skeleton_basics() -> None:

@@ -9,7 +9,7 @@ import torch
 
 from backend.engine.kinematics import _levels, forward_kinematics
 from backend.engine.rotations import axis_angle_to_matrix
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 
 
 def reference_fk(body_pose: torch.Tensor, root_orient: torch.Tensor, trans: torch.Tensor, num_joints: int = 22):

@@ -11,7 +11,7 @@ import pytest
 from backend import eval as ev
 from backend import tasks
 from backend.engine.prior import PosePrior
-from backend.engine.skeleton import body_joint_names
+from dposer_core.skeleton import body_joint_names
 from backend.evaluation import metrics as mt
 from tests.backend.evaluation.tiny_checkpoint import make_tiny_checkpoint
 

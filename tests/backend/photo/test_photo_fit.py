@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backend.engine.kinematics import forward_kinematics
-from backend.engine.skeleton import smpl_skeleton
+from dposer_core.skeleton import smpl_skeleton
 from backend.photo.fit import (FRONT, FitCancelled, FitConfig, GaussianPrior, _Body, _rot_y, default_focal,
                                fit_keypoints, fk_camera_joints, hypothesis_plan)
 from backend.photo.keypoints import NUM_KEYPOINTS, Keypoints

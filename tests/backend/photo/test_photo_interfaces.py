@@ -109,7 +109,7 @@ def test_server_refuses_bad_paths_before_queueing(server, not_an_image: Path, tm
 
 @needs_mp
 def test_server_fit_image(server) -> None:  # noqa: ANN001
-    from backend.protocol import schema as S
+    from dposer_core import protocol as S
 
     server.send({"id": 10, "type": "fit_image", "path": str(PHOTOS / "mannequin_front.png"), "n_hypotheses": 4,
                  "seed": 0})
@@ -135,7 +135,7 @@ def test_handler_without_mediapipe(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process, whatever is installed: the handler answers feature_unavailable with the hint."""
     from backend import server as srv
     from backend.photo import api
-    from backend.protocol import schema as S
+    from dposer_core import protocol as S
 
     monkeypatch.setattr(api, "photo_available", lambda: (False, "pose from a photo needs mediapipe; install with: X"))
     req = S.make_request("fit_image", 1, path=str(PHOTOS / "mannequin_front.png"))

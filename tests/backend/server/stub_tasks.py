@@ -20,12 +20,7 @@ import numpy as np
 STEP_S = float(os.environ.get("STUB_STEP_S", "0.01"))
 
 
-class BadInput(ValueError):
-    """Bad task input."""
-
-
-class TaskCancelled(RuntimeError):
-    """should_cancel() returned True."""
+from dposer_core.protocol.errors import BadInput, TaskCancelled  # the real classes: the server maps them by class
 
 
 class StubPrior:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.protocol import schema as S
+from dposer_core import protocol as S
 
 from server_helpers import STUB_TASKS, RawServer
 

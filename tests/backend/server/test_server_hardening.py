@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from backend.protocol import schema as S
+from dposer_core import protocol as S
 
 from server_helpers import STUB_TASKS, RawServer, write_test_bvh
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.protocol import schema as S
+from dposer_core import protocol as S
 
 from server_helpers import REPO, STUB_TASKS, RawServer, write_test_amass, write_test_bvh
 

@@ -10,13 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from backend.protocol import schema as S
+from dposer_core import protocol as S
 
 from server_helpers import REPO
 
 
 def test_protocol_package_is_torch_and_numpy_free() -> None:
-    code = ("import sys; import backend.protocol, backend.protocol.schema as s; "
+    code = ("import sys; import dposer_core.protocol, dposer_core.protocol.schema as s; "
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules); "
             "r = s.parse_request(b'{\"id\": 1, \"type\": \"score\", \"poses\": [' + b','.join([b'0.5'] * 63) + b']}') "
             "if False else None; print('ok')")

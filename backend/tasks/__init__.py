@@ -43,7 +43,9 @@ from backend.engine.prior import PosePrior
 from backend.engine.regularizer import dposer_weight, truncated_schedule
 from backend.engine.rotations import (axis_angle_to_quat, matrix_to_axis_angle, quat_slerp,
                                       quat_to_axis_angle)
-from backend.engine.skeleton import BODY_MASKS, NUM_BODY_JOINTS, POSE_DIM, body_joint_names, smpl_skeleton
+from dposer_core.constants import BODY_MASKS, MASK_NAMES, NUM_BODY_JOINTS, POSE_DIM
+from dposer_core.protocol.errors import BadInput, TaskCancelled
+from dposer_core.skeleton import body_joint_names, smpl_skeleton
 
 Progress = Callable[[float, str], None] | None
 T_EPS_SAMPLE = 1e-3
@@ -53,16 +55,6 @@ __all__ = ["BadInput", "TaskCancelled", "sample", "variations", "inbetween", "co
            "score", "encode", "decode", "denoise_windows", "parse_keep", "keep_from_mask", "estimate_noise_mm",
            "DENOISE_SCHEDULES", "MASK_NAMES"]
 
-MASK_NAMES = ("left_leg", "right_leg", "legs", "left_arm", "right_arm", "arms", "trunk")
-
-
-class BadInput(ValueError):
-    """The caller passed an array of the wrong shape, NaN/inf values or an unknown joint name.
-    ``str(err)`` is one line."""
-
-
-class TaskCancelled(RuntimeError):
-    """``should_cancel()`` returned True; the task stopped (within one step) and returns nothing."""
 
 
 # =============================================================================================== helpers
@@ -140,7 +132,7 @@ def _poses_arg(x: object, name: str = "poses", allow_single: bool = True, min_ro
     return a, single
 
 
-MAX_ROTATION_RAD = 4 * math.pi  # the protocol's bound (backend.protocol.schema.MAX_ROTATION_RAD)
+MAX_ROTATION_RAD = 4 * math.pi  # the protocol's bound (dposer_core.protocol.schema.MAX_ROTATION_RAD)
 
 
 def _check_rotations(a: np.ndarray, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The built-in SMPL body skeleton (24 joints), loaded from ``backend/assets/smpl_skeleton.json``.
+"""The built-in SMPL body skeleton (24 joints), read from ``smpl_skeleton.json`` beside this module.
 
 Frame: SMPL native, metres, +Y up, body facing +Z, +X is the subject's left.
 The DPoser body pose is joints 1..21 (21x3 parent-relative axis-angle = 63 numbers).
@@ -9,26 +9,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 
-SKELETON_PATH = Path(__file__).resolve().parent.parent / "assets" / "smpl_skeleton.json"
+from .constants import BODY_MASKS, NUM_BODY_JOINTS, NUM_JOINTS, POSE_DIM  # noqa: F401  (re-exported)
 
-NUM_JOINTS = 24
-NUM_BODY_JOINTS = 21  # joints 1..21, the DPoser variable
-POSE_DIM = NUM_BODY_JOINTS * 3  # 63
-
-# Masks over the 21 body joints (0-based into joints 1..21), as in the official DPoser code.
-BODY_MASKS: dict[str, tuple[int, ...]] = {
-    "left_leg": (0, 3, 6, 9),
-    "right_leg": (1, 4, 7, 10),
-    "left_arm": (12, 15, 17, 19),
-    "right_arm": (13, 16, 18, 20),
-    "trunk": (2, 5, 8, 15, 16),
-}
-BODY_MASKS["legs"] = tuple(sorted(BODY_MASKS["left_leg"] + BODY_MASKS["right_leg"]))
-BODY_MASKS["arms"] = tuple(sorted(BODY_MASKS["left_arm"] + BODY_MASKS["right_arm"]))
 
 
 @dataclass(frozen=True)
@@ -55,6 +41,10 @@ class Skeleton:
             return self.names.index(name)
         except ValueError:
             raise KeyError(f"unknown joint {name!r}; known joints: {', '.join(self.names)}") from None
+
+    def children(self, j: int) -> list[int]:
+        """Indices of the children of joint ``j``."""
+        return [c for c, p in enumerate(self.parents) if p == j]
 
     def offsets(self) -> np.ndarray:
         """(J, 3) rest offset of each joint from its parent (the root keeps its position)."""
@@ -83,10 +73,15 @@ class Skeleton:
 @functools.lru_cache(maxsize=1)
 def smpl_skeleton() -> Skeleton:
     """The built-in gender-neutral SMPL skeleton (24 joints)."""
-    with open(SKELETON_PATH, encoding="utf-8") as f:
-        return Skeleton.from_dict(json.load(f))
+    text = resources.files(__package__).joinpath("smpl_skeleton.json").read_text(encoding="utf-8")
+    return Skeleton.from_dict(json.loads(text))
+
+
+def joint_names() -> tuple[str, ...]:
+    """The 24 SMPL joint (and armature bone) names in SMPL order."""
+    return smpl_skeleton().names
 
 
 def body_joint_names() -> tuple[str, ...]:
     """Names of the 21 body joints (SMPL joints 1..21) in pose order."""
-    return smpl_skeleton().names[1:22]
+    return smpl_skeleton().names[1:1 + NUM_BODY_JOINTS]

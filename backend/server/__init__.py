@@ -48,12 +48,13 @@ from types import ModuleType
 from typing import Any, Callable
 
 from backend import __version__ as BACKEND_VERSION
-from backend.protocol import schema as S
+from dposer_core.constants import default_log_path, shipped_weights
+from dposer_core import protocol as S
 
 log = logging.getLogger("dposer.server")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "dposer_cmu_bandai.pt"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WEIGHTS = shipped_weights(REPO_ROOT)
 EOF_EXIT_S = 0.9          # hard exit this long after stdin closes
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress lines per second per request
 _EOF = object()
@@ -62,17 +63,6 @@ _EOF = object()
 # ------------------------------------------------------------------------------------------
 # Small helpers
 # ------------------------------------------------------------------------------------------
-
-def default_log_path() -> Path:
-    """``<user cache dir>/dposer/server.log`` (XDG on Linux, Library/Caches on macOS, LOCALAPPDATA on Windows)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dposer" / "server.log"
-
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file."""
@@ -647,7 +637,7 @@ class Server:
     @staticmethod
     def default_joint_names() -> list[str]:
         """The 21 body joint names of the built-in SMPL skeleton."""
-        from backend.engine.skeleton import body_joint_names
+        from dposer_core.skeleton import body_joint_names
 
         return list(body_joint_names())
 
@@ -763,10 +753,9 @@ class Server:
         except S.ProtocolError as exc:
             self.send_error(req.id, exc.code, exc.message)
         except BaseException as exc:  # noqa: BLE001  one request never takes the server down
-            name = type(exc).__name__
-            if name == "TaskCancelled":
+            if isinstance(exc, S.TaskCancelled):
                 self.send_error(req.id, S.CANCELLED, f"{req.TYPE} request {req.id} was cancelled")
-            elif name == "BadInput":
+            elif isinstance(exc, S.BadInput):
                 self.send_error(req.id, S.BAD_INPUT, _one_line(exc))
             elif _is_oom(exc):
                 log.warning("%s #%s ran out of memory: %s", req.TYPE, req.id, _one_line(exc))
@@ -1026,6 +1015,3 @@ def main(argv: list[str] | None = None) -> int:
     logging.shutdown()
     os._exit(0)  # do not wait for daemon threads stuck in C code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

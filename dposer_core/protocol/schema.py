@@ -57,9 +57,7 @@ curves, and anything larger is not axis-angle radians (degrees, or garbage that 
 MAX_POSITION_M = 10_000.0
 """The largest absolute joint position / translation coordinate (metres) any request may carry."""
 
-MAX_MESSAGE_CHARS = 1000
-"""Error messages are cut to this many characters; echoed input is cut much shorter (:func:`clip`)."""
-
+from .errors import MAX_MESSAGE_CHARS  # noqa: E402
 MAX_COMPLETE_ROWS = 50_000
 """``complete``: poses x hypotheses handled in one request (memory: ~2 kB per row plus the result)."""
 
@@ -69,24 +67,9 @@ MAX_INBETWEEN_FRAMES = 200_000
 MAX_DENOISE_FRAMES = 200_000
 """``denoise``: the most frames one request may carry (about 1.9 hours at 30 fps)."""
 
-BAD_REQUEST = "bad_request"      # not a well-formed request: JSON, unknown type, missing/unknown field, wrong type
-BAD_INPUT = "bad_input"          # well-formed but unusable values: shape, NaN/inf, range, joint name, path
-WEIGHTS_MISSING = "weights_missing"  # no weights loaded / weights file not found
-WEIGHTS_INVALID = "weights_invalid"  # weights file exists but is not a usable checkpoint
-CANCELLED = "cancelled"          # the request was cancelled (queued or running)
-OUT_OF_MEMORY = "out_of_memory"  # CPU or GPU memory ran out during this request
-INTERNAL = "internal"            # a bug: the traceback is in the server log
-FEATURE_UNAVAILABLE = "feature_unavailable"  # an optional feature lacks its dependency (message: how to install it)
-
-ERROR_CODES: frozenset[str] = frozenset(
-    {BAD_REQUEST, BAD_INPUT, WEIGHTS_MISSING, WEIGHTS_INVALID, CANCELLED, OUT_OF_MEMORY, INTERNAL,
-     FEATURE_UNAVAILABLE})
-
-SAMPLERS = ("ddim", "em", "ode")
-EASES = ("linear", "ease_in_out", "ease_in", "ease_out")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-NUM_BODY_JOINTS = 21
-POSE_DIM = 63
+from ..constants import DEVICES, EASES, NUM_BODY_JOINTS, POSE_DIM, SAMPLERS  # noqa: E402,F401
+from .errors import *  # noqa: E402,F401,F403  (codes and exceptions; split pending)
+from .errors import ERROR_CODES, ProtocolError  # noqa: E402,F401
 
 
 def protocol_major(version: str) -> int:
@@ -109,23 +92,6 @@ def check_protocol(theirs: str, side: str) -> None:
             BAD_REQUEST,
             f"protocol version mismatch: this {'client' if side == 'server' else 'server'} speaks "
             f"{PROTOCOL_VERSION}, the {side} speaks {theirs}; {fix}")
-
-
-class ProtocolError(ValueError):
-    """A message that cannot be accepted, with its stable error ``code`` and a human sentence.
-
-    ``request_id`` is the id of the offending request when it could be read, else ``None``.
-    """
-
-    def __init__(self, code: str, message: str, request_id: int | str | None = None) -> None:
-        if code not in ERROR_CODES:
-            raise ValueError(f"unknown error code {code!r}")
-        if len(message) > MAX_MESSAGE_CHARS:
-            message = message[:MAX_MESSAGE_CHARS - 3] + "..."
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.request_id = request_id
 
 
 def clip(value: Any, limit: int = 80) -> str:

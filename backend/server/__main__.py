@@ -1,0 +1,7 @@
+"""``python -m backend.server``: the JSON-lines subprocess server."""
+
+import sys
+
+from backend.server import main
+
+sys.exit(main())
