@@ -8,7 +8,9 @@ from __future__ import annotations
 
 __all__ = ["MAX_MESSAGE_CHARS", "BAD_REQUEST", "BAD_INPUT", "WEIGHTS_MISSING", "WEIGHTS_INVALID", "CANCELLED",
            "OUT_OF_MEMORY", "INTERNAL", "FEATURE_UNAVAILABLE", "ERROR_CODES", "ProtocolError", "BadInput",
-           "TaskCancelled"]
+           "TaskCancelled", "clip"]
+
+from typing import Any
 
 MAX_MESSAGE_CHARS = 1000
 """Error messages are cut to this many characters; echoed input is cut much shorter (:func:`clip`)."""
@@ -52,3 +54,15 @@ class BadInput(ValueError):
 class TaskCancelled(RuntimeError):
     """``should_cancel()`` returned True; the task stopped (within one step) and returns nothing
     (protocol code ``cancelled``)."""
+
+
+def clip(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (with the full length), for echoing input."""
+    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, str):
+        text = repr(value[:limit + 1])
+    if len(text) <= limit + 2:
+        return text
+    n = len(value) if isinstance(value, (str, bytes, list, tuple, dict)) else None
+    return text[:limit] + "..." + (f" ({n:,} characters)" if isinstance(value, str) else
+                                   f" ({n:,} items)" if n is not None else "")

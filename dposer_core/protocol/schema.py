@@ -94,18 +94,6 @@ def check_protocol(theirs: str, side: str) -> None:
             f"{PROTOCOL_VERSION}, the {side} speaks {theirs}; {fix}")
 
 
-def clip(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (with the full length), for echoing input."""
-    text = value if isinstance(value, str) else repr(value)
-    if isinstance(value, str):
-        text = repr(value[:limit + 1])
-    if len(text) <= limit + 2:
-        return text
-    n = len(value) if isinstance(value, (str, bytes, list, tuple, dict)) else None
-    return text[:limit] + "..." + (f" ({n:,} characters)" if isinstance(value, str) else
-                                   f" ({n:,} items)" if n is not None else "")
-
-
 def _bad_request(message: str) -> ProtocolError:
     return ProtocolError(BAD_REQUEST, message)
 
