@@ -31,11 +31,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from backend import tasks
+from backend import DEFAULT_WEIGHTS, tasks
+from backend.cli import resolve_device
 from backend.engine.prior import PosePrior
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = REPO_ROOT / "weights" / "dposer_cmu_bandai.pt"
+from backend.server_bench import server_bench
+from dposer_core.constants import DEVICES
 
 # Targets (seconds) on the 2-core CPU, and on an H100.
 CPU_TARGETS = {"complete 1 pose x 10 hyp x 200 steps": 0.6, "denoise 60 frames @40mm": 3.0,
@@ -58,19 +58,15 @@ class BenchContext:
 BenchFn = Callable[[BenchContext], list[dict]]
 
 
-def _server_overhead(ctx: BenchContext) -> list[dict]:
-    """The server round trip (``ping``, single-pose ``complete``) vs a direct call; see server_bench."""
-    from backend.server_bench import server_bench
-
-    return server_bench(ctx)
-
-
-EXTRA_BENCHES: list[BenchFn] = [_server_overhead]
+EXTRA_BENCHES: list[BenchFn] = [server_bench]
+"""The server round trip (``ping``, single-pose ``complete``) vs a direct call, and the array transports."""
 
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
 
 
 def measure_matmul_gflops(device: str, n: int = 1024, reps: int = 10) -> float:
@@ -110,10 +106,10 @@ def measure_bandwidth_gbs(device: str, mbytes: int = 256) -> float:
 
 
 class _CallCounter:
-    """Records the batch size of every network call made through ``tasks._FastEps`` meanwhile."""
+    """Records the batch size of every network call made through ``prior.fast_eps`` meanwhile."""
 
     def __init__(self, prior: PosePrior) -> None:
-        self.fe = tasks._fast(prior)
+        self.fe = prior.fast_eps
         self.rows: list[int] = []
 
     def __enter__(self) -> "_CallCounter":
@@ -126,7 +122,7 @@ class _CallCounter:
 
 def network_cost(prior: PosePrior) -> tuple[int, int]:
     """(multiply-accumulates per row, weight bytes) of one x-path network call (the time path is
-    cached per time and excluded, as in ``tasks._FastEps``)."""
+    cached per time and excluded, as in ``PosePrior.fast_eps``)."""
     cfg = prior.net.config
     D, H = cfg.dim, cfg.hidden
     macs = D * H + 2 * cfg.n_blocks * H * H + H * D
@@ -177,12 +173,12 @@ def builtin_benches(ctx: BenchContext) -> list[dict]:
         ("sample 10 (em 1000 steps)", lambda: tasks.sample(prior, 10, sampler="em", seed=0), max(1, ctx.repeats // 3)),
         ("complete 1 pose x 10 hyp x 200 steps", lambda: tasks.complete(prior, pose[0], keep, 10, seed=0), ctx.repeats),
         ("denoise 60 frames @40mm", lambda: tasks.denoise(prior, noisy[:60], root_orient=zeros[:60],
-                                                          trans=zeros[:60], noise_mm=40), max(1, ctx.repeats // 2)),
+                                                          trans=zeros[:60], noise_mm=40, seed=0), max(1, ctx.repeats // 2)),
         ("denoise 1000 frames @40mm", lambda: tasks.denoise(prior, noisy, root_orient=zeros, trans=zeros,
-                                                            noise_mm=40), max(1, ctx.repeats // 3)),
+                                                            noise_mm=40, seed=0), max(1, ctx.repeats // 3)),
         ("denoise 10000 frames @40mm", lambda: tasks.denoise(prior, noisy10k, root_orient=zeros10k, trans=zeros10k,
-                                                             noise_mm=40), 1),
-        ("in-between 30 frames", lambda: tasks.inbetween(prior, pose[:2], 30), ctx.repeats),
+                                                             noise_mm=40, seed=0), 1),
+        ("in-between 30 frames", lambda: tasks.inbetween(prior, pose[:2], 30, seed=0), ctx.repeats),
         ("ODE encode 1 pose", lambda: tasks.encode(prior, pose[:1]), ctx.repeats),
     ]
     targets = CUDA_TARGETS if dev.startswith("cuda") else CPU_TARGETS
@@ -224,14 +220,15 @@ def format_table(rows: list[dict], hw: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m backend.bench", description="Latency of the tasks vs the hardware floor.")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--json", default=None)
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
-    dev = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    if dev == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda requested but CUDA is not available", file=sys.stderr)
+    try:
+        dev = resolve_device(args.device)
+    except ValueError as e:  # BadInput: asked for a device that is not there
+        print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         prior = PosePrior.load(args.weights, device=dev)
@@ -247,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += fn(ctx)
         except Exception as e:  # noqa: BLE001 - one failing extra bench must not hide the others
             rows.append({"op": getattr(fn, "__name__", "extra"), "median_s": None, "note": f"failed: {e}"})
-    hw = {"device": dev if dev == "cpu" else torch.cuda.get_device_name(), "matmul_gflops": gflops,
+    hw = {"device": torch.cuda.get_device_name() if dev == "cuda" else dev, "matmul_gflops": gflops,
           "bandwidth_gbs": gbs, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
           "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     macs, wbytes = network_cost(prior)

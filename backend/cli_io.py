@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-POSE_DIM = 63
-MAX_ROTATION_RAD = 4 * np.pi   # as dposer_core.protocol.schema: axis-angle norms above this are not radians
-MAX_POSITION_M = 10_000.0
+from dposer_core import protocol as S
+from dposer_core.constants import POSE_DIM
 
 
 class InputError(ValueError):
@@ -66,15 +65,15 @@ def _in_range(a: np.ndarray, name: str, path: str, kind: str) -> np.ndarray:
         return a
     if kind == "rotation":
         n = np.linalg.norm(a.reshape(-1, 3).astype(np.float64), axis=1)
-        if float(n.max()) > MAX_ROTATION_RAD:
+        if float(n.max()) > S.MAX_ROTATION_RAD:
             k = int(np.argmax(n))
             per = max(a.shape[-1] // 3, 1)
             raise InputError(f"{path}: '{name}' holds an axis-angle rotation of {n[k]:.4g} rad (row {k // per}, "
-                             f"joint {k % per}); rotations must be at most 4 pi = {MAX_ROTATION_RAD:.2f} rad "
+                             f"joint {k % per}); rotations must be at most 4 pi = {S.MAX_ROTATION_RAD:.2f} rad "
                              "(axis-angle in radians, not degrees)")
-    elif float(np.abs(a).max()) > MAX_POSITION_M:
+    elif float(np.abs(a).max()) > S.MAX_POSITION_M:
         k = int(np.argmax(np.abs(a).reshape(a.shape[0], -1).max(1)))
-        raise InputError(f"{path}: '{name}' holds coordinates beyond {MAX_POSITION_M:,.0f} (row {k}); positions "
+        raise InputError(f"{path}: '{name}' holds coordinates beyond {S.MAX_POSITION_M:,.0f} (row {k}); positions "
                          "must be in metres")
     return a
 

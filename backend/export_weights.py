@@ -19,15 +19,6 @@ from .engine.checkpoint import load_checkpoint, save_checkpoint
 from .engine.prior import PosePrior
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @torch.no_grad()
 def fp16_agreement(src: Path, dst: Path, n: int = 512, seed: int = 0) -> dict[str, float]:
     """Max relative L2 error of ε̂ and of x̂0 between two checkpoints, over t in {0.05, 0.2, 0.5, 0.9}.
@@ -77,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fp16 export changes the network output by {report['eps_rel_err']:.2e} (> {args.max_rel_err}); "
                   "re-run with --fp32", file=sys.stderr)
             return 1
-    report["sha256"] = sha256_file(dst)
+    with open(dst, "rb") as f:
+        report["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
     print(json.dumps(report, indent=1))
     return 0
 

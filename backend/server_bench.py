@@ -5,12 +5,11 @@ single-pose ``complete`` through ``BackendClient`` -> ``python -m backend.server
 the same ``complete`` called directly in-process. Target: added overhead <= 10 ms.
 
 Also measures the array transports for a 10,000-frame motion (JSON lists vs base64 vs temp file);
-the table in ``backend/protocol/README.md`` comes from :func:`bench_array_encoding`.
+the table in ``dposer_core/protocol/README.md`` comes from :func:`bench_array_encoding`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import sys
@@ -19,23 +18,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from backend import DEFAULT_WEIGHTS
 from dposer_core import protocol as S
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_OVERHEAD_MS = 10.0
-
-
-def _load_client_package() -> Any:
-    """``dposer_blender.client`` loaded by path (so the extension's ``__init__`` and bpy stay out)."""
-    name = "dposer_bench_client"
-    if name in sys.modules:
-        return sys.modules[name]
-    init = REPO_ROOT / "dposer_blender" / "client" / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 def _median_ms(fn: Callable[[], Any], n: int, warmup: int = 2) -> tuple[float, float]:
@@ -51,9 +37,8 @@ def _median_ms(fn: Callable[[], Any], n: int, warmup: int = 2) -> tuple[float, f
 
 
 def _weights(tmp: Path) -> Path:
-    shipped = REPO_ROOT / "weights" / "dposer_cmu_bandai.pt"
-    if shipped.is_file():
-        return shipped
+    if DEFAULT_WEIGHTS.is_file():
+        return DEFAULT_WEIGHTS
     import torch
 
     from backend.engine.checkpoint import Checkpoint, make_provenance, save_checkpoint
@@ -116,12 +101,12 @@ def bench_server(device: str = "cpu", n: int = 30, weights: str | Path | None = 
 
     from backend import tasks
     from backend.engine.prior import PosePrior
+    from dposer_blender.client import BackendClient  # bpy-free: the extension's __init__ imports bpy lazily
 
-    client_pkg = _load_client_package()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(weights) if weights else _weights(Path(tmp))
-        client = client_pkg.BackendClient(python=sys.executable, weights=str(weights), device=device,
+        client = BackendClient(python=sys.executable, weights=str(weights), device=device,
                                           log_path=str(Path(tmp) / "server.log"))
         try:
             t0 = time.perf_counter()
@@ -184,8 +169,7 @@ def bench_server(device: str = "cpu", n: int = 30, weights: str | Path | None = 
 
 def server_bench(ctx: Any) -> list[dict]:
     """Adapter for ``backend.bench.EXTRA_BENCHES`` (``ctx``: its ``BenchContext``)."""
-    extra = getattr(ctx, "extra", {}) or {}
-    return bench_server(ctx.device, n=max(10, 4 * int(getattr(ctx, "repeats", 5))), weights=extra.get("weights"))
+    return bench_server(ctx.device, n=max(10, 4 * int(ctx.repeats)), weights=ctx.extra.get("weights"))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
 """DPoser for Blender: a diffusion pose prior over SMPL body poses.
 
 This package is the only part of the project that imports ``bpy``; it never imports torch. The PyTorch
-backend runs as a subprocess. Submodules:
+backend runs as a subprocess. Sub-packages and modules (each imports only those above it):
 
 * ``dposer_core``   - the shared vocabulary, skeleton, protocol and numpy math (a link to ``../dposer_core``;
                     the zip holds a copy)
-* ``pose_convert``  - SMPL axis-angle <-> pose-bone quaternions (the one axis conversion)
-* ``armature``      - "Add SMPL Armature"
-* ``mannequin``     - the procedural mannequin body / the real SMPL mesh
-* ``action_io``     - bulk action write / read, single-pose keys
-* ``render``        - headless render helpers (contact sheets, filmstrips)
-* ``runtime``       - the one backend client, its status and the timer that pumps it
-* ``preferences``   - add-on preferences (backend Python, device, weights, SMPL model)
+* ``core``          - pure maths, no bpy objects: ``pose_convert`` (the one SMPL <-> Blender axis
+                    conversion), ``bones`` (which bone is which joint), ``keys``, ``keep``
+* ``blender``       - Blender data: ``rig`` (read / pose an SMPL armature), ``fcurves`` (the one bulk key
+                    writer), ``actions``, ``armature`` ("Add SMPL Armature"), ``mannequin`` (the body)
+* ``client``        - the bpy-free backend client (process, protocol, discovery)
+* ``runtime``       - the one backend client of the session, its status and the timer that pumps it
+* ``properties``    - the scene settings (``scene.dposer``) and the enum items
 * ``operators``     - the ``dposer.*`` operators, one module per feature
-* ``panel``         - the 3D Viewport sidebar tab "DPoser"
+* ``preferences``   - add-on preferences (backend Python, device, weights, SMPL model)
+* ``panel``, ``ui_text`` - the 3D Viewport sidebar tab "DPoser"
+
+Demo and render tooling lives in the checkout's ``tools/`` and is not shipped.
 
 ``register()`` / ``unregister()`` are kept minimal and symmetric: everything registered is tracked in
 ``_registered`` and removed again, so unregistering leaves no classes or timers behind.
@@ -64,25 +67,17 @@ def no_bytecode() -> Iterator[None]:
         sys.dont_write_bytecode = old
 
 
-def _import_all() -> None:
-    """Import every module of the extension now, without bytecode (none is imported later by a lazy
-    ``import``, which would write a ``.pyc`` next to it). The bundled ``backend`` is not imported."""
-    import importlib
-    import pkgutil
-
-    with no_bytecode():
-        for info in pkgutil.walk_packages(__path__, prefix=__name__ + "."):
-            if not info.name.startswith(__name__ + ".backend"):
-                importlib.import_module(info.name)
-
-
 def _ui_parts() -> tuple[list[type], list[tuple[Callable[[], None], Callable[[], None]]]]:
-    """Classes and hooks of the UI modules (imported here, not at package import: they need bpy)."""
-    _import_all()
-    from . import operators, panel, preferences, runtime
+    """Classes and hooks of the UI modules (imported here, not at package import: they need bpy).
 
-    classes = [*preferences.CLASSES, *operators.CLASSES, *panel.CLASSES]
-    hooks = [*runtime.HOOKS, *operators.HOOKS, *panel.HOOKS]
+    Importing them imports every module the extension uses, without bytecode: no module imports another
+    of the package inside a function (``tests/blender/test_blender_package.py`` checks), so nothing is
+    imported later, when a ``.pyc`` would be written next to it. The bundled ``backend`` is not imported."""
+    with no_bytecode():
+        from . import operators, panel, preferences, properties, runtime
+
+    classes = [*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES]
+    hooks = [*runtime.HOOKS, *properties.HOOKS, *operators.HOOKS, *panel.HOOKS]
     return classes, hooks
 
 

@@ -6,11 +6,17 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import runtime
+from .dposer_core.constants import DEVICES
 from .ui_text import wrapped_label
 
-DEVICES = [("auto", "Auto", "CUDA when available, else the CPU"),
-           ("cuda", "CUDA", "NVIDIA GPU (falls back to the CPU, with a note, when unusable)"),
-           ("cpu", "CPU", "Always the CPU")]
+#: label, description and the stored enum number (kept when the list changes: saved preferences stay valid)
+DEVICE_LABELS = {
+    "auto": ("Auto", "A GPU when available (CUDA, then MPS), else the CPU", 0),
+    "cuda": ("CUDA", "NVIDIA GPU (falls back to the CPU, with a note, when unusable)", 1),
+    "cpu": ("CPU", "Always the CPU", 2),
+    "mps": ("MPS", "Apple GPU (falls back to the CPU, with a note, when unusable)", 3),
+}
+DEVICE_ITEMS = [(name, *DEVICE_LABELS[name]) for name in DEVICES]
 
 
 def _settings_changed(self: Any, context: Any) -> None:
@@ -25,7 +31,7 @@ class DPoserPreferences(bpy.types.AddonPreferences):
         name="Backend Python", subtype='FILE_PATH', update=_settings_changed,
         description="Python with PyTorch that runs the backend (empty: auto-discover the checkout's .venv, "
                     "then $DPOSER_PYTHON)")
-    device: EnumProperty(name="Device", items=DEVICES, default="auto", update=_settings_changed)
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto", update=_settings_changed)
     weights_path: StringProperty(
         name="Weights", subtype='FILE_PATH', update=_settings_changed,
         description="Pose-prior checkpoint (.pt); empty: the weights shipped with the extension")

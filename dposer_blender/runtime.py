@@ -7,7 +7,8 @@
 * :func:`status` is what the panel shows: ``NOT_STARTED`` / ``STARTING`` / ``READY`` / ``ERROR``.
 * A persistent ``bpy.app.timers`` timer runs while the backend starts or an operation is in flight and
   redraws the DPoser UI (the modal operators poll their own futures on a window-manager timer).
-* :func:`describe_error` turns any failure into one plain sentence for ``Operator.report``.
+* :func:`describe_error` turns any failure into one plain sentence for ``Operator.report``
+  (``ui_text.error_sentence``).
 
 Nothing here touches ``bpy`` from another thread: futures are only polled on the main thread.
 """
@@ -23,15 +24,15 @@ from typing import Any
 
 import bpy
 
-from .client import BackendClient, BackendError
-from .client import backend_client as _bc
+from . import user_dir as _extension_user_dir
+from .client import CRASHED, UNAVAILABLE, BackendClient, BackendError, BackendUnavailable, backend_root
+from .dposer_core.constants import DEVICES, LOG_NAME, WEIGHTS_NAME, shipped_weights
+from .ui_text import device_text, error_sentence
 
 #: The add-on's module name (``dposer_blender`` from a checkout, ``bl_ext.<repo>.dposer_blender`` installed).
 ADDON_ID = __package__
 
 NOT_STARTED, STARTING, READY, ERROR = "NOT_STARTED", "STARTING", "READY", "ERROR"
-
-SHIPPED_WEIGHTS_NAME = "dposer_cmu_bandai.pt"
 
 
 @dataclass
@@ -92,7 +93,7 @@ def settings() -> Settings:
     s.weights = _abs(weights) or env.get("DPOSER_WEIGHTS") or None  # None: the shipped weights
     dev = getattr(p, "device", "") if p is not None else ""
     s.device = (dev or env.get("DPOSER_DEVICE") or "auto").lower()
-    if s.device not in ("auto", "cuda", "cpu", "mps"):
+    if s.device not in DEVICES:
         s.device = "auto"
     model = getattr(p, "smpl_model_path", "") if p is not None else ""
     s.smpl_model = _abs(model) or env.get("DPOSER_SMPL_MODEL") or None
@@ -102,19 +103,15 @@ def settings() -> Settings:
 def shipped_weights_path() -> str:
     """Where the shipped checkpoint lives (inside the extension, or the checkout's ``weights/``)."""
     try:
-        from .client import backend_root
-
-        return str(backend_root() / "weights" / SHIPPED_WEIGHTS_NAME)
+        return str(shipped_weights(backend_root()))
     except FileNotFoundError:
-        return SHIPPED_WEIGHTS_NAME
+        return WEIGHTS_NAME
 
 
 def user_dir() -> str:
     """Writable per-user folder for logs/caches (never the extension folder); a temp dir as last resort."""
     try:
-        from . import user_dir as _ud
-
-        return _ud(create=True)
+        return _extension_user_dir(create=True)
     except Exception:  # noqa: BLE001
         path = os.path.join(tempfile.gettempdir(), "dposer_blender")
         os.makedirs(path, exist_ok=True)
@@ -122,14 +119,16 @@ def user_dir() -> str:
 
 
 def log_path() -> str:
-    return os.path.join(user_dir(), "server.log")
+    """The backend's log: ``<the extension's user folder>/server.log`` (Blender's place for what an extension
+    writes; outside Blender the backend's own default is ``dposer_core.constants.default_log_path()``)."""
+    return os.path.join(user_dir(), LOG_NAME)
 
 
 # ----------------------------------------------------------------------------------------- client
 
 def client() -> BackendClient:
     """The one backend client (created on first use; rebuilt when the settings changed)."""
-    global _client, _client_key, _start_future
+    global _client, _client_key
     s = settings()
     if _client is not None and _client_key != s.key():
         close()
@@ -174,7 +173,7 @@ def start(blocking: bool | None = None) -> None:
         blocking = bool(bpy.app.background)
     _last_error = ""
     c = client()
-    if c._crashes or c._unavailable is not None:  # noqa: SLF001 - an explicit start forgets past failures
+    if c.crash_count or isinstance(c.last_error, BackendUnavailable):  # an explicit start forgets past failures
         c.restart()
     if blocking:
         try:
@@ -206,7 +205,7 @@ def call(request_type: str, /, **params: Any) -> Any:
     try:
         res = c.call(request_type, **params)
     except BackendError as ex:
-        if ex.code in (_bc.CRASHED, _bc.UNAVAILABLE):
+        if ex.code in (CRASHED, UNAVAILABLE):
             _last_error = describe_error(ex)
         raise
     _last_hello = c.hello or _last_hello
@@ -226,7 +225,7 @@ def submit(request_type: str, /, **params: Any) -> Any:
 def note_error(ex: BaseException) -> None:
     """Remember a backend-level failure for the status line."""
     global _last_error
-    if isinstance(ex, BackendError) and ex.code in (_bc.CRASHED, _bc.UNAVAILABLE):
+    if isinstance(ex, BackendError) and ex.code in (CRASHED, UNAVAILABLE):
         _last_error = describe_error(ex)
 
 
@@ -244,27 +243,16 @@ def status() -> tuple[str, str]:
         _last_hello = c.hello
     if c is None:
         return (ERROR, _last_error) if _last_error else (NOT_STARTED, "Backend not started")
-    s = c._session  # noqa: SLF001 - read-only peek at the client's state
-    if s is not None and s.alive:
-        if s.hello is None:
-            return STARTING, "Backend starting…"
-        return READY, "Ready on " + device_text(s.hello)
+    state = c.state
+    if state == "starting":
+        return STARTING, "Backend starting…"
+    if state == "ready":
+        return READY, "Ready on " + device_text(c.hello)
     if _last_error:
         return ERROR, _last_error
-    if s is not None and s.failure is not None and not s.closing:
-        return ERROR, describe_error(s.failure)
+    if c.last_error is not None:
+        return ERROR, describe_error(c.last_error)
     return NOT_STARTED, "Backend not started"
-
-
-def device_text(hello: dict | None) -> str:
-    """'cuda (NVIDIA H100), torch 2.x' from a hello."""
-    if not hello:
-        return "?"
-    dev = str(hello.get("device", "?"))
-    name = hello.get("device_name") or ""
-    torch_v = hello.get("torch_version") or "?"
-    out = f"{dev}" + (f" ({name})" if name else "") + f", torch {torch_v}"
-    return out
 
 
 def last_hello() -> dict | None:
@@ -405,38 +393,14 @@ def recent_reports() -> list[tuple[str, str]]:
     return list(_reports)
 
 
-# ----------------------------------------------------------------------------------------- errors
-
 def describe_error(ex: BaseException) -> str:
-    """One plain sentence for any failure (backend error codes, bad input, our own checks)."""
-    if isinstance(ex, BackendError):
-        code, msg = ex.code, (ex.message or str(ex)).strip()
-        if code == "cancelled":
-            return "Cancelled; nothing was changed."
-        if code == _bc.CRASHED:
-            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend crashed: {msg}"
-        if code == _bc.UNAVAILABLE:
-            if "protocol version mismatch" in msg:
-                return f"The DPoser backend does not match this extension ({msg})."
-            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend is not available: {msg}"
-        if code == _bc.TIMEOUT:
-            return f"The DPoser backend did not answer in time: {msg}"
-        if code == "weights_missing":
-            return f"No pose-prior weights: {msg}. Set the weights file in Preferences > Add-ons > DPoser."
-        if code == "weights_invalid":
-            return f"The weights file is not usable: {msg}."
-        if code == "out_of_memory":
-            return f"The backend ran out of memory: {msg}. Try fewer poses or the CPU device."
-        if code in ("bad_input", "bad_request"):
-            return f"The backend rejected the input: {msg}"
-        return f"The DPoser backend failed: {msg} (details in {log_path()})"
-    text = str(ex).strip() or type(ex).__name__
-    return text
+    """One plain sentence for any failure (``ui_text.error_sentence``, naming this session's log)."""
+    return error_sentence(ex, log_path())
 
 
 __all__ = ["ADDON_ID", "NOT_STARTED", "STARTING", "READY", "ERROR", "Settings", "settings", "preferences",
            "client", "current_client", "set_client", "close", "start", "restart", "call", "submit", "status",
-           "device_text", "begin_progress", "update_progress", "heartbeat", "end_progress", "progress", "describe_error",
+           "begin_progress", "update_progress", "heartbeat", "end_progress", "progress", "describe_error",
            "ensure_timer", "timer_registered", "user_dir", "log_path", "shipped_weights_path", "last_hello"]
 
 CLASSES: list[type] = []

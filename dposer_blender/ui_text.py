@@ -1,8 +1,11 @@
-"""Text for the panel and the preferences that fits the region it is drawn in: no label is ever cut off."""
+"""Text for the panel and the preferences: labels that fit the region they are drawn in (never cut off), the
+progress line, the device line, and one plain sentence for any failure."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from .client import CRASHED, TIMEOUT, UNAVAILABLE, BackendError
 
 #: Blender's UI font at scale 1: about this many pixels per character (measured on the 4.3 sidebar).
 CHAR_PX = 6.8
@@ -51,3 +54,42 @@ def progress_text(prog: Any) -> str:
     msg = (prog.message or "").strip()
     informative = bool(msg) and (any(ch.isdigit() for ch in msg) or " " in msg)
     return f"{prog.label} {prog.fraction:.0%}" + (f", {msg}" if informative else "")
+
+
+def device_text(hello: dict | None) -> str:
+    """'cuda (NVIDIA H100), torch 2.x' from a hello."""
+    if not hello:
+        return "?"
+    dev = str(hello.get("device", "?"))
+    name = hello.get("device_name") or ""
+    torch_v = hello.get("torch_version") or "?"
+    out = f"{dev}" + (f" ({name})" if name else "") + f", torch {torch_v}"
+    return out
+
+
+def error_sentence(ex: BaseException, log_path: str) -> str:
+    """One plain sentence for any failure (backend error codes, bad input, our own checks); ``log_path``: the
+    backend's log, named when the failure is unexpected."""
+    if isinstance(ex, BackendError):
+        code, msg = ex.code, (ex.message or str(ex)).strip()
+        if code == "cancelled":
+            return "Cancelled; nothing was changed."
+        if code == CRASHED:
+            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend crashed: {msg}"
+        if code == UNAVAILABLE:
+            if "protocol version mismatch" in msg:
+                return f"The DPoser backend does not match this extension ({msg})."
+            return msg if msg.lower().startswith("the dposer backend") else f"The DPoser backend is not available: {msg}"
+        if code == TIMEOUT:
+            return f"The DPoser backend did not answer in time: {msg}"
+        if code == "weights_missing":
+            return f"No pose-prior weights: {msg}. Set the weights file in Preferences > Add-ons > DPoser."
+        if code == "weights_invalid":
+            return f"The weights file is not usable: {msg}."
+        if code == "out_of_memory":
+            return f"The backend ran out of memory: {msg}. Try fewer poses or the CPU device."
+        if code in ("bad_input", "bad_request"):
+            return f"The backend rejected the input: {msg}"
+        return f"The DPoser backend failed: {msg} (details in {log_path})"
+    text = str(ex).strip() or type(ex).__name__
+    return text

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .constants import BODY_MASKS, NUM_BODY_JOINTS
-from .protocol.errors import BadInput, clip
+from .errors import BadInput, clip
 from .skeleton import body_joint_names
 
 
@@ -30,8 +30,14 @@ def parse_keep(keep: Any) -> np.ndarray:
     names = body_joint_names()
     if isinstance(keep, str):
         keep = [s.strip() for s in keep.split(",") if s.strip()]
-    a = keep if isinstance(keep, np.ndarray) else np.asarray(list(keep) if not hasattr(keep, "__array__") else keep,
-                                                               dtype=object)
+    if isinstance(keep, np.ndarray):
+        a = keep
+    elif hasattr(keep, "__array__"):
+        a = np.asarray(keep, dtype=object)
+    elif isinstance(keep, (list, tuple, range)):
+        a = np.asarray(list(keep), dtype=object)
+    else:
+        raise BadInput(f"keep must be 21 booleans or a list of joint names or indices, got {clip(keep, 60)}")
     if a.dtype == bool or (a.size and all(isinstance(x, (bool, np.bool_)) for x in a.reshape(-1))):
         if a.shape != (NUM_BODY_JOINTS,):
             raise BadInput(f"keep as booleans must have {NUM_BODY_JOINTS} entries (one per body joint), "
@@ -45,7 +51,7 @@ def parse_keep(keep: Any) -> np.ndarray:
             if item not in names:
                 raise BadInput(f"unknown joint name {clip(item, 60)}; known joints: {', '.join(names)}")
             out[names.index(item)] = True
-        elif isinstance(item, (int, np.integer)):
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
             if not 0 <= int(item) < NUM_BODY_JOINTS:
                 raise BadInput(f"joint index {int(item)} out of range 0..{NUM_BODY_JOINTS - 1}")
             out[int(item)] = True

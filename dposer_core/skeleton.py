@@ -16,7 +16,6 @@ import numpy as np
 from .constants import BODY_MASKS, NUM_BODY_JOINTS, NUM_JOINTS, POSE_DIM  # noqa: F401  (re-exported)
 
 
-
 @dataclass(frozen=True)
 class Skeleton:
     """A kinematic tree.

@@ -4,10 +4,12 @@
 Zip layout (the extension root is the zip root)::
 
     blender_manifest.toml
-    __init__.py, armature.py, ...         dposer_blender/**/*.py (sub-packages included)
+    __init__.py, core/, blender/, ...     dposer_blender/** (its sub-packages: core, blender, client, operators)
     dposer_core/...                       the shared core (through the dposer_blender/dposer_core link)
     backend/...                           the backend sources (no __pycache__, no tests)
     weights/*.pt, weights/README.md       the shipped checkpoint, if present
+
+The checkout's ``tools/`` (demo and render tooling) and ``scripts/`` are not shipped.
 
 Validation uses Blender's own extension tooling, ``bl_pkg/cli/blender_ext.py`` from a bpy wheel
 (``.venv-bpy-*/lib/python3.11/site-packages/bpy/<ver>/scripts/addons_core/bl_pkg/cli``): the strict
@@ -24,14 +26,12 @@ Prints the zip path on the last line. Standard library only (Python 3.11+).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "blender_manifest.toml"
@@ -119,19 +119,14 @@ def find_blender_ext(explicit: str | None = None) -> Path | None:
     return max(found, key=ver) if found else None
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bl_ext_cli", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_bl_ext_cli"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def validate(zpath: Path, blender_ext: Path) -> None:
     """Validate ``zpath`` with Blender's extension tooling; raises ``SystemExit`` with the error."""
-    mod = _load(blender_ext)
-    res = mod.pkg_manifest_from_archive_and_validate(str(zpath), strict=True)
+    sys.path.insert(0, str(blender_ext.parent))  # bl_pkg's cli folder: blender_ext.py is a plain module there
+    try:
+        import blender_ext as bl_ext_cli
+    finally:
+        sys.path.remove(str(blender_ext.parent))
+    res = bl_ext_cli.pkg_manifest_from_archive_and_validate(str(zpath), strict=True)
     if isinstance(res, str):
         raise SystemExit(f"build_extension: manifest invalid: {res}")
     if res.id != "dposer_blender":

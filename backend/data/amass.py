@@ -24,7 +24,9 @@ from typing import BinaryIO
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .retarget import resample_linear, resample_rotations
+from dposer_core.skeleton import smpl_skeleton
+
+from .resample import resample_linear, resample_rotations
 
 __all__ = ["AmassMotion", "read_amass", "R_ZUP_TO_YUP", "zup_to_yup"]
 
@@ -80,7 +82,6 @@ def zup_to_yup(root_orient: np.ndarray, trans: np.ndarray,
         (root_orient (T,3), trans (T,3)) in the SMPL native frame.
     """
     if pelvis_rest is None:
-        from dposer_core.skeleton import smpl_skeleton
         pelvis_rest = smpl_skeleton().rest_joints[0]
     R = R_ZUP_TO_YUP
     ro = Rotation.from_matrix(R) * Rotation.from_rotvec(np.asarray(root_orient, dtype=np.float64).reshape(-1, 3))

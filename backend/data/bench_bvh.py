@@ -13,12 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from backend import ROOT
 
 from .bvh import read_bvh
 from .retarget import retarget_bvh
 
-CLIP = Path(__file__).resolve().parents[2] / "tests" / "data" / "cmu_daz_07_01_walk.bvh"
+CLIP = ROOT / "tests" / "data" / "cmu_daz_07_01_walk.bvh"
 
 
 def make_file(n_frames: int, out: Path, template: Path = CLIP) -> Path:

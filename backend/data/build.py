@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from backend import ROOT
 
 from .bvh import read_bvh
 from .dataset import (DEDUP_THRESHOLD_M, VAL_FRACTION, PoseDataset, build_dataset_from_clips, default_cache_dir,
-                      mark_latest, save_dataset)
-from .retarget import FAMILIES_DIR, detect_family, retarget_bvh
+                      load_dataset, mark_latest, save_dataset)
+from .families import FAMILIES_DIR, detect_family
+from .retarget import retarget_bvh
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MOCAP = REPO.parent / "shared" / "data" / "mocap"
+DEFAULT_MOCAP = ROOT.parent / "shared" / "data" / "mocap"
 BUILD_VERSION = 2  # 2: held-out styles/subjects split (dataset.HELD_OUT)
 
 # Per-archive quirks (data, not code paths): clips whose header frame time is wrong.
@@ -59,7 +58,8 @@ def _build_hash(archives: list[Path], quick: bool, dedup: float, val: float) -> 
         h.update(f"{a.name}:{a.stat().st_size}".encode())
     for f in sorted(FAMILIES_DIR.glob("*.json")):
         h.update(f.read_bytes())
-    for f in ("bvh.py", "retarget.py"):  # bump BUILD_VERSION when dataset.py changes what it builds
+    # the retarget code's own text (bump BUILD_VERSION when dataset.py changes what it builds)
+    for f in ("bvh.py", "families.py", "resample.py", "retarget_plan.py", "retarget.py"):
         h.update((Path(__file__).parent / f).read_bytes())
     return h.hexdigest()[:16]
 
@@ -123,9 +123,8 @@ def build(mocap: str | Path | None = None, cache: str | Path | None = None, quic
             the dataset to ``<cache>/dataset/<hash>.npz``. Must be outside the repo.
         quick: a dozen clips per archive.
     """
-    from .dataset import load_dataset
     cache_root = Path(cache).expanduser() if cache else default_cache_dir().parent
-    if REPO in cache_root.resolve().parents or cache_root.resolve() == REPO:
+    if ROOT in cache_root.resolve().parents or cache_root.resolve() == ROOT:
         raise ValueError(f"refusing to cache inside the repo ({cache_root})")
     mocap = Path(mocap) if mocap else DEFAULT_MOCAP
     archives = [mocap / f"{s}.tar.xz" for s in ARCHIVES if (mocap / f"{s}.tar.xz").exists()]

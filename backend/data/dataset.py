@@ -1,9 +1,10 @@
 """Prepared pose dataset: SMPL body poses at 30 fps from the mocap archives (numpy only).
 
-``build_dataset(...)`` retargets every clip, drops near-duplicate frames (records a ``dedup_mask``
-rather than deleting frames), splits train/val *by clip*, and caches the result outside the repo
-(default ``~/.cache/dposer/dataset/<hash>.npz``). ``load_dataset(cache_dir=None)`` loads the newest
-build. See ``backend/data/README.md`` for what the built set holds.
+``build_dataset_from_clips(...)`` assembles retargeted clips, drops near-duplicate frames (records a
+``dedup_mask`` rather than deleting frames) and splits train/val *by clip*; ``python -m backend.data.build``
+builds the set from the mocap archives and caches it outside the repo (default
+``~/.cache/dposer/dataset/<hash>.npz``). ``load_dataset(cache_dir=None)`` loads the newest build.
+See ``backend/data/README.md`` for what the built set holds.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["PoseDataset", "ClipRecord", "build_dataset", "default_cache_dir", "dedup_mask_for_clip", "split_for_clip",
-           "assign_splits", "held_out_split", "HELD_OUT", "build_dataset_from_clips", "load_dataset", "save_dataset", "DEDUP_THRESHOLD_M",
-           "VAL_FRACTION"]
+from dposer_core.kinematics_np import forward_kinematics
+
+__all__ = ["PoseDataset", "ClipRecord", "default_cache_dir", "dedup_mask_for_clip", "clip_hash", "split_for_clip",
+           "assign_splits", "held_out_split", "HELD_OUT", "build_dataset_from_clips", "load_dataset", "save_dataset",
+           "mark_latest", "DEDUP_THRESHOLD_M", "VAL_FRACTION"]
 
 DEDUP_THRESHOLD_M = 0.015   # drop a frame if no FK joint moved more than 1.5 cm since the last kept frame
 VAL_FRACTION = 0.05
@@ -162,7 +165,7 @@ def dedup_mask_for_clip(joints: np.ndarray, threshold_m: float = DEDUP_THRESHOLD
     return keep
 
 
-def _clip_hash(name: str) -> float:
+def clip_hash(name: str) -> float:
     """Deterministic number in [0,1) from a clip name."""
     h = hashlib.sha1(name.encode("utf-8")).hexdigest()
     return int(h[:12], 16) / float(16 ** 12)
@@ -170,7 +173,7 @@ def _clip_hash(name: str) -> float:
 
 def split_for_clip(name: str, val_fraction: float = VAL_FRACTION) -> str:
     """'val' or 'train' from a hash of the clip name alone (stable across builds)."""
-    return "val" if _clip_hash(name) < val_fraction else "train"
+    return "val" if clip_hash(name) < val_fraction else "train"
 
 
 # The held-out split of the shipped archives (issue 11): whole styles / subjects, so that no val take
@@ -228,7 +231,7 @@ def assign_splits(names: Sequence[str], sources: Sequence[str], val_fraction: fl
         n_val = int(round(val_fraction * len(idx)))
         if n_val == 0 and len(idx) >= 4:
             n_val = 1
-        ranked = sorted(idx, key=lambda i: (_clip_hash(f"{src}/{names[i]}"), names[i]))
+        ranked = sorted(idx, key=lambda i: (clip_hash(f"{src}/{names[i]}"), names[i]))
         for i in ranked[:n_val]:
             split[i] = "val"
     return split.astype(str)
@@ -244,8 +247,6 @@ def build_dataset_from_clips(clips: Sequence[tuple[str, str, Any]], dedup_thresh
         dedup_threshold_m: see :func:`dedup_mask_for_clip`.
         val_fraction: fraction of clips per source for validation.
     """
-    from .retarget import smpl_fk_np
-
     poses, ro, tr, masks, lens, names, sources = [], [], [], [], [], [], []
     for name, source, m in clips:
         bp = np.asarray(m.body_pose, dtype=np.float32).reshape(-1, 63)
@@ -253,7 +254,7 @@ def build_dataset_from_clips(clips: Sequence[tuple[str, str, Any]], dedup_thresh
             continue
         if not np.all(np.isfinite(bp)):
             continue
-        joints, _ = smpl_fk_np(bp, num_joints=22)
+        joints = forward_kinematics(bp)
         masks.append(dedup_mask_for_clip(joints, dedup_threshold_m))
         poses.append(bp)
         ro.append(np.asarray(m.root_orient, dtype=np.float32).reshape(-1, 3))
@@ -270,20 +271,6 @@ def build_dataset_from_clips(clips: Sequence[tuple[str, str, Any]], dedup_thresh
         clip_names=np.asarray(names, dtype=str), clip_sources=np.asarray(sources, dtype=str),
         clip_split=assign_splits(names, sources, val_fraction) if names else np.zeros(0, dtype=str),
         dedup_mask=np.concatenate(masks) if masks else np.zeros(0, bool), meta=meta)
-
-
-def build_dataset(mocap_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                  quick: bool = False, force: bool = False, dedup_threshold_m: float = DEDUP_THRESHOLD_M,
-                  val_fraction: float = VAL_FRACTION) -> PoseDataset:
-    """Build the dataset from the mocap archives (or load the cached build); see ``backend.data.build``.
-
-    Args:
-        mocap_dir: folder with the ``*.tar.xz`` archives (default ``../shared/data/mocap``).
-        cache_dir: cache root (default ``~/.cache/dposer``), outside the repo.
-        quick: a dozen clips per archive (smoke test).
-    """
-    from .build import build
-    return build(mocap_dir, cache_dir, quick, dedup_threshold_m, val_fraction, force, log=lambda *a: None)[0]
 
 
 def save_dataset(ds: PoseDataset, path: str | os.PathLike) -> Path:

@@ -15,10 +15,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
+
+from dposer_core.kinematics_np import forward_kinematics
+from dposer_core.skeleton import body_joint_names, smpl_skeleton
+
+from backend import ROOT
 
 from .bvh import BVHMotion, read_bvh
-from .retarget import (SMPL_NAMES, _plan, detect_family, get_family, retarget_bvh, smpl_fk_np,
-                       source_bone_directions)
+from .families import Family, detect_family, get_family
+from .retarget import retarget_bvh, source_bone_directions
+from .retarget_plan import SMPL_NAMES, plan_retarget
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "legs": ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"),
@@ -84,7 +91,7 @@ def bone_angle_errors(motion: BVHMotion, family: str | None = None,
     if poses_out is not None:
         poses_out.append(sm.body_pose)
     d_src, pairs, names = source_bone_directions(motion, family=family)
-    P, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    P = forward_kinematics(sm.body_pose, sm.root_orient, sm.trans, num_joints=24)
     d = P[:, pairs[:, 1]] - P[:, pairs[:, 0]]
     d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
     cos = np.clip(np.sum(d * d_src, axis=-1), -1.0, 1.0)
@@ -118,7 +125,6 @@ def hinge_axis_twist(body_pose: np.ndarray, joint: str, axis: int, min_deg: floa
         joint: 'left_elbow' or 'right_elbow'.
         axis: index of the SMPL hinge axis (1 = Y for the elbows).
     """
-    from dposer_core.skeleton import body_joint_names
     aa = body_pose.reshape(-1, 21, 3)[:, body_joint_names().index(joint)].astype(np.float64)
     ang = np.linalg.norm(aa, axis=-1)
     v = aa[ang > np.radians(min_deg)]
@@ -164,15 +170,13 @@ def standing_frames(body_pose: np.ndarray, root_orient: np.ndarray, max_leg_deg:
     and knees within ``max_leg_deg`` of straight, both upper arms hanging (world direction y below
     ``-arm_down``). Only bone-direction-aligned joints and the root decide, so the test does not
     depend on the neutral corrections it is used to measure."""
-    from scipy.spatial.transform import Rotation
-    from dposer_core.skeleton import body_joint_names
     bn = body_joint_names()
     aa = np.asarray(body_pose, np.float64).reshape(-1, 21, 3)
     legs = [bn.index(n) for n in ("left_hip", "right_hip", "left_knee", "right_knee")]
     ok = np.all(np.degrees(np.linalg.norm(aa[:, legs], axis=-1)) < max_leg_deg, axis=1)
     up = Rotation.from_rotvec(np.asarray(root_orient, np.float64)).as_matrix()[:, 1, 1]
     ok &= up > np.cos(np.radians(max_tilt_deg))
-    P, _ = smpl_fk_np(body_pose, root_orient, None, num_joints=22)
+    P = forward_kinematics(body_pose, root_orient)
     for sh, el in ((16, 18), (17, 19)):
         d = P[:, el] - P[:, sh]
         d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
@@ -185,9 +189,6 @@ def calibrate_neutral(files: list[Path], family: str, log=print) -> dict[str, li
     SMPL-local rotation (rotation vector, degrees) over the standing frames (:func:`standing_frames`)
     of its clips, retargeted with plain rest-to-rest alignment (the family's ``standing_deg``
     ignored; its ``neutral_deg`` targets too, so the values are what the rig's standing posture is)."""
-    from scipy.spatial.transform import Rotation
-    from dposer_core.skeleton import body_joint_names
-    from .retarget import Family
     fam = get_family(family)
     spec = {k: v for k, v in fam.spec.items() if k not in ("standing_deg", "neutral_deg")}
     plain = Family(fam.name, spec)
@@ -270,13 +271,12 @@ def plot_comparison(motion: BVHMotion, out_png: str | os.PathLike, family: str |
     fam = detect_family(motion.names) if family is None else get_family(family)
     sm = retarget_bvh(motion, family=fam, fps=None)
     mo = motion.slice(slice(1, None)) if fam.drop_first_frame and motion.num_frames > 1 else motion
-    plan = _plan(mo, fam)
+    plan = plan_retarget(mo, fam)
     G, P = mo.forward_kinematics()
     Ps = (P @ plan.C.T) * plan.scale * plan.trans_scale
-    Pj, _ = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    Pj = forward_kinematics(sm.body_pose, sm.root_orient, sm.trans, num_joints=24)
     T = Pj.shape[0]
     frames = np.linspace(0, T - 1, n_frames).astype(int)
-    from dposer_core.skeleton import smpl_skeleton
     sp = smpl_skeleton().parents
     fig, axes = plt.subplots(2, n_frames, figsize=(3.2 * n_frames, 7.5))
     for c, t in enumerate(frames):
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mocap:
         files += sorted(Path(args.mocap).rglob("*.bvh"))
     if not files:
-        files = sorted((Path(__file__).resolve().parents[2] / "tests" / "data").glob("*.bvh"))
+        files = sorted((ROOT / "tests" / "data").glob("*.bvh"))
     if not files:
         print("no BVH files given", file=sys.stderr)
         return 2

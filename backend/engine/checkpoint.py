@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import pickle
 import stat
 import subprocess
 import warnings
@@ -178,7 +179,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # torch's own text is not repeated: it can quote the file and advises weights_only=False,
         # which would run arbitrary code from an untrusted file.
         kind = ("it holds objects other than tensors and plain values (a full pickle, or from another program)"
-                if isinstance(e, __import__("pickle").UnpicklingError) and "weights_only" in str(e)
+                if isinstance(e, pickle.UnpicklingError) and "weights_only" in str(e)
                 else "it is not a PyTorch checkpoint, or it is truncated")
         raise CheckpointError(f"{where}: not a DPoser checkpoint ({kind}). {_fix_hint()}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:

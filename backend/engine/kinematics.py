@@ -208,3 +208,15 @@ class _ChainFK(torch.autograd.Function):
 def body_joints(body_pose: torch.Tensor, num_joints: int = 22) -> torch.Tensor:
     """(...,63) body pose -> (...,num_joints,3) joints with zero root orientation and the pelvis at rest."""
     return forward_kinematics(body_pose, num_joints=num_joints)[0]
+
+
+def kabsch(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(...,3,3) rotations R minimising sum_k |R u_k - v_k|^2 for point sets u, v (...,K,3) (no
+    centring; u may be one (K,3) set for a batch of v). The numpy twin is
+    ``dposer_core.kinematics_np.kabsch`` (pinned to this one by a test)."""
+    h = u.transpose(-1, -2) @ v  # (...,3,3) = sum_k u_k v_k^T
+    w, _, vt = torch.linalg.svd(h)
+    d = torch.sign(torch.det(vt.transpose(-1, -2) @ w.transpose(-1, -2)))
+    diag = torch.ones(h.shape[:-2] + (3,), dtype=h.dtype, device=h.device)
+    diag[..., 2] = d
+    return vt.transpose(-1, -2) @ torch.diag_embed(diag) @ w.transpose(-1, -2)

@@ -9,6 +9,11 @@
 
 With D=63, H=1024, E=512, n_blocks=2 this has 7,227,967 parameters (the official code's unused
 extra layer is left out, and its division by a VE noise table is not applied).
+
+The forward pass is split in two pieces so that a batch sharing one time can reuse the time path:
+``time_terms(t)`` (per layer, ``Linear(D|H,H).bias + Linear(E,H)(temb)``) and
+``forward_with_time_terms(x, terms)`` (the x path). ``forward`` is exactly these two; the cached eps
+model of :class:`backend.engine.prior.PosePrior` (``fast_eps``) calls the same two with cached terms.
 """
 
 from __future__ import annotations
@@ -90,8 +95,16 @@ class _TimeLayer(nn.Module):
         self.act = nn.SiLU()
         self.drop = nn.Dropout(cfg.dropout)
 
+    def time_term(self, temb: torch.Tensor) -> torch.Tensor:
+        """The time-only part of the pre-activation, both biases included: (B|1,E) -> (B|1,H)."""
+        return self.dense.bias + self.dense_t(temb)
+
+    def forward_with_time_term(self, h: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+        """The x path: h W^T + term -> GroupNorm -> SiLU -> Dropout; (B,in), (B|1,H) -> (B,H)."""
+        return self.drop(self.act(self.norm(torch.addmm(term, h, self.dense.weight.t()))))
+
     def forward(self, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.act(self.norm(self.dense(h) + self.dense_t(temb))))
+        return self.forward_with_time_term(h, self.time_term(temb))
 
 
 class _ResBlock(nn.Module):
@@ -102,8 +115,11 @@ class _ResBlock(nn.Module):
         self.layer1 = _TimeLayer(cfg.hidden, cfg)
         self.layer2 = _TimeLayer(cfg.hidden, cfg)
 
+    def forward_with_time_terms(self, h: torch.Tensor, term1: torch.Tensor, term2: torch.Tensor) -> torch.Tensor:
+        return h + self.layer2.forward_with_time_term(self.layer1.forward_with_time_term(h, term1), term2)
+
     def forward(self, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        return h + self.layer2(self.layer1(h, temb), temb)
+        return self.forward_with_time_terms(h, self.layer1.time_term(temb), self.layer2.time_term(temb))
 
 
 class ScoreMLP(nn.Module):
@@ -118,18 +134,30 @@ class ScoreMLP(nn.Module):
         self.blocks = nn.ModuleList(_ResBlock(cfg) for _ in range(cfg.n_blocks))
         self.head = nn.Linear(cfg.hidden, cfg.dim)
 
+    def time_terms(self, t: torch.Tensor, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        """t (B,) (or (1,) for a batch sharing one time) -> the time term of every layer (stem, then
+        layer1, layer2 of each block), each (B|1,H): ``dense.bias + dense_t(time_embed(emb(999 t)))``."""
+        temb = self.time_embed(timestep_embedding(TIME_SCALE * t, self.config.time_embed_dim).to(dtype))
+        terms = [self.stem.time_term(temb)]
+        for block in self.blocks:
+            terms += [block.layer1.time_term(temb), block.layer2.time_term(temb)]
+        return terms
+
+    def forward_with_time_terms(self, x: torch.Tensor, terms: list[torch.Tensor]) -> torch.Tensor:
+        """The x path given :meth:`time_terms`: x (B,D) -> eps (B,D)."""
+        h = self.stem.forward_with_time_term(x, terms[0])
+        for k, block in enumerate(self.blocks):
+            h = block.forward_with_time_terms(h, terms[1 + 2 * k], terms[2 + 2 * k])
+        return self.head(h)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """x: (B, D) z-scored pose (at noise level t); t: (B,), 0-d or float in [0, 1] -> eps (B, D)."""
         if x.dim() != 2 or x.shape[1] != self.config.dim:
             raise ValueError(f"x must be (B, {self.config.dim}), got {tuple(x.shape)}")
         t = torch.as_tensor(t, device=x.device)
         if t.dim() == 0 or t.numel() == 1:
-            t = t.reshape(1).expand(x.shape[0])
-        temb = self.time_embed(timestep_embedding(TIME_SCALE * t, self.config.time_embed_dim).to(x.dtype))
-        h = self.stem(x, temb)
-        for block in self.blocks:
-            h = block(h, temb)
-        return self.head(h)
+            t = t.reshape(1)  # one time for the batch: (1,H) time terms, broadcast over the rows
+        return self.forward_with_time_terms(x, self.time_terms(t, x.dtype))
 
 
 def count_parameters(module: nn.Module) -> int:

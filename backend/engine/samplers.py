@@ -4,8 +4,9 @@
 
 * ``sample_euler_maruyama``: the reverse SDE (Song et al. 2021, Eq. 6), 1000 steps on
   linspace(t_start, t_end), returning the noise-free mean of the last step (DPoser's default sampler).
-* ``sample_ddim``: deterministic few-step sampler: x0-prediction (DPoser Eq. 9) re-noised with the
-  same eps to the next time with the sub-VP alpha/sigma (DDIM with eta = 0).
+* ``sample_ddim``: few-step DDIM(eta) sampler: x0-prediction (DPoser Eq. 9) re-noised to the next
+  time with the sub-VP alpha/sigma; eta = 0 (default) is deterministic, eta = 1 ancestral (the tasks'
+  default). ``ddim_step`` is the unit of one step (as diffusers' ``DDIMScheduler.step``).
 * ``ode_solve``: the probability-flow ODE dx/dt = f - 1/2 g^2 score (Song et al. 2021, Eq. 13),
   adaptive with ``scipy.integrate.solve_ivp`` (RK45 etc., the batch flattened into one system) or
   fixed-step Euler / Heun in torch (the fast path). ``encode`` / ``decode`` run it between t_eps and T.
@@ -18,13 +19,14 @@ propagates to the caller, also out of ``solve_ivp``. ``progress=True`` shows a t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .sde import SubVPSDE
+from .sde import SubVPSDE, eps_to_x0
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[[dict[str, Any]], None]
@@ -95,14 +97,41 @@ def sample_euler_maruyama(eps_model: EpsModel, sde: SubVPSDE, x: torch.Tensor, s
     return x_mean
 
 
+def ddim_schedule(sde: SubVPSDE, steps: int, t_start: float, t_end: float
+                  ) -> tuple[list[float], list[float], list[float]]:
+    """The times linspace(t_start, t_end, steps) with alpha_t and sigma_t (computed in float64), as
+    Python floats: the schedule of :func:`ddim_step`."""
+    ts = np.linspace(t_start, t_end, steps).tolist()
+    co = torch.tensor(ts, dtype=torch.float64)
+    return ts, sde.alpha(co).tolist(), sde.sigma(co).tolist()
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, i: int, alphas: list[float], sigmas: list[float],
+              eta: float = 1.0, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM(eta) step from t_i to t_{i+1} of the schedule (``alphas``, ``sigmas``; see
+    :func:`ddim_schedule`) (Song et al. 2021, DDIM Eq. 12, with the sub-VP alpha_t and std sigma_t):
+    x0 = (x - sigma_t eps)/alpha_t (DPoser Eq. 9), then
+    x_s = alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z with c = eta sigma_s/sigma_t
+    sqrt(sigma_t^2 - (alpha_t/alpha_s)^2 sigma_s^2) (the forward transition's std) and one fresh draw
+    z from ``generator``. Returns (x_s, x0); the last step (i = len - 1) returns (x0, x0)."""
+    x0 = eps_to_x0(x, eps, alphas[i], sigmas[i])
+    if i == len(alphas) - 1:
+        return x0, x0
+    a_t, s_t, a_s, s_s = alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1]
+    c = eta * s_s / s_t * math.sqrt(max(s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2, 0.0))
+    z = torch.randn(tuple(x.shape), generator=generator, device=x.device, dtype=x.dtype)
+    return a_s * x0 + math.sqrt(max(s_s ** 2 - c * c, 0.0)) * eps + c * z, x0
+
+
 @torch.no_grad()
 def sample_ddim(eps_model: EpsModel, sde: SubVPSDE, x: torch.Tensor, steps: int = 10, t_start: float = 1.0,
-                t_end: float = 1e-3, callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
-    """Deterministic DDIM-style sampler (eta = 0) on the sub-VP schedule.
+                t_end: float = 1e-3, callback: Callback | None = None, progress: bool = False,
+                eta: float = 0.0, generator: GeneratorLike = None) -> torch.Tensor:
+    """DDIM-style sampler on the sub-VP schedule, at the ``steps`` times t_i = linspace(t_start, t_end, steps).
 
-    At each of the ``steps`` times t_i = linspace(t_start, t_end, steps):
-    eps = eps_model(x, t_i); x0 = (x - sigma_i eps) / alpha_i (DPoser Eq. 9);
-    x <- alpha_{i+1} x0 + sigma_{i+1} eps. The last step returns x0 (noise-free).
+    eta = 0 (deterministic): eps = eps_model(x, t_i); x0 = (x - sigma_i eps) / alpha_i (DPoser Eq. 9);
+    x <- alpha_{i+1} x0 + sigma_{i+1} eps. eta > 0: :func:`ddim_step` (fresh noise from ``generator``;
+    eta = 1 is ancestral sampling). The last step returns x0 (noise-free).
 
     Args:
         x: (B,D) start state.
@@ -113,6 +142,14 @@ def sample_ddim(eps_model: EpsModel, sde: SubVPSDE, x: torch.Tensor, steps: int 
     _check_x(x)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if eta != 0.0:
+        gen = make_generator(generator, x.device)
+        times, al, sg = ddim_schedule(sde, steps, t_start, t_end)
+        for i in tqdm(range(steps), disable=not progress, desc=f"DDIM eta={eta:g}", leave=False):
+            x, x0 = ddim_step(x, eps_model(x, _tvec(times[i], x)), i, al, sg, eta, gen)
+            if callback is not None:
+                callback({"i": i, "t": times[i], "x": x, "x0": x0, "steps": steps})
+        return x
     ts = np.linspace(t_start, t_end, steps)
     for i in tqdm(range(steps), disable=not progress, desc="DDIM", leave=False):
         t = float(ts[i])

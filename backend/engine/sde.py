@@ -12,7 +12,7 @@ and g(t)^2 = beta(t) (1 - e^{-2B}). The variance v(t) of x_t | x_0 solves the li
 dv/dt = -beta v + g^2 with v(0) = 0, whose solution is v = (1 - e^{-B})^2 = (1 - alpha_t^2)^2.
 So the sub-VP std is 1 - alpha_t^2 itself (the VP SDE would give std sqrt(1 - alpha_t^2)); this is
 what ``marginal_prob`` returns in yang-song/score_sde_pytorch ``sde_lib.subVPSDE`` and in the
-official DPoser code. ``tests/backend/engine/test_sde.py`` checks the ODE above numerically.
+official DPoser code. ``tests/backend/engine/test_engine_sde.py`` checks the ODE above numerically.
 
 The network predicts the noise eps (x_t = alpha_t x_0 + sigma_t eps); the score is -eps / sigma_t.
 
@@ -150,9 +150,10 @@ class SubVPSDE:
         return self.drift(x, tt) - (0.5 if probability_flow else 1.0) * g2 * s
 
     def x0_from_eps(self, x_t: torch.Tensor, t: Time, eps: torch.Tensor) -> torch.Tensor:
-        """x0-prediction (x_t - sigma_t eps) / alpha_t (DPoser Eq. 9 / Algorithm 1 step 2)."""
+        """x0-prediction (x_t - sigma_t eps) / alpha_t (DPoser Eq. 9 / Algorithm 1 step 2), the
+        coefficients computed at ``t`` in x_t's dtype (see :func:`eps_to_x0` for given ones)."""
         tt = _as_t(t, x_t)
-        return (x_t - _bcast(self.sigma(tt), x_t) * eps) / _bcast(self.alpha(tt), x_t)
+        return eps_to_x0(x_t, eps, _bcast(self.alpha(tt), x_t), _bcast(self.sigma(tt), x_t))
 
     def eps_from_x0(self, x_t: torch.Tensor, t: Time, x0: torch.Tensor) -> torch.Tensor:
         """The eps that maps ``x0`` to ``x_t``: (x_t - alpha_t x0) / sigma_t."""
@@ -166,3 +167,10 @@ class SubVPSDE:
         b = -0.5 * math.log(1.0 - sigma)  # = -log alpha = 1/4 t^2 d + 1/2 t b0
         d = self.beta_max - self.beta_min
         return (-0.5 * self.beta_min + math.sqrt(0.25 * self.beta_min ** 2 + d * b)) / (0.5 * d)
+
+
+def eps_to_x0(x_t: torch.Tensor, eps: torch.Tensor, alpha_t: float | torch.Tensor,
+              sigma_t: float | torch.Tensor) -> torch.Tensor:
+    """x0-prediction (x_t - sigma_t eps) / alpha_t (DPoser Eq. 9) with given coefficients (Python
+    floats, e.g. from a float64 schedule, or tensors broadcastable against ``x_t``)."""
+    return (x_t - sigma_t * eps) / alpha_t

@@ -10,6 +10,8 @@ import torch
 from scipy import ndimage, signal
 from scipy.spatial.transform import Rotation
 
+from backend.data.resample import slerp
+
 # ------------------------------------------------------------------ completion
 
 
@@ -108,17 +110,7 @@ def _aa(quats: np.ndarray) -> np.ndarray:
 def slerp_fill(key_a: np.ndarray, key_b: np.ndarray, k: int) -> np.ndarray:
     """Per-joint quaternion slerp of the ``k`` frames strictly between two keys (63,) -> (k,63)."""
     qa, qb = _quats(key_a[None])[0], _quats(key_b[None])[0]
-    dot = (qa * qb).sum(-1, keepdims=True)
-    qb = np.where(dot < 0, -qb, qb)
-    dot = np.abs(dot).clip(max=1.0)
-    om = np.arccos(dot)
-    so = np.sin(om)
-    u = (np.arange(1, k + 1) / (k + 1))[:, None, None]
-    near = so < 1e-6
-    wa = np.where(near, 1 - u, np.sin((1 - u) * om) / np.where(near, 1, so))
-    wb = np.where(near, u, np.sin(u * om) / np.where(near, 1, so))
-    q = wa * qa + wb * qb
-    return _aa(q / np.linalg.norm(q, axis=-1, keepdims=True))
+    return _aa(slerp(qa, qb, (np.arange(1, k + 1) / (k + 1))[:, None, None]))
 
 
 def cubic_fill(keys: np.ndarray, key_times: np.ndarray, times: np.ndarray) -> np.ndarray:

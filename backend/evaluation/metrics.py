@@ -1,5 +1,6 @@
 """Evaluation metrics. All errors are in millimetres on FK joints of the built-in neutral SMPL skeleton
-(root at the origin, zero root orientation), as in the DPoser evaluation protocol.
+(root at the origin, zero root orientation: ``dposer_core.kinematics_np.forward_kinematics(poses)``), as in
+the DPoser evaluation protocol.
 
 Shapes: poses (N,63) axis-angle; joints (N,22,3) metres.
 """
@@ -12,7 +13,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from backend.engine.kinematics import forward_kinematics
+from dposer_core.kinematics_np import kabsch
+from dposer_core.skeleton import smpl_skeleton
 
 # 22 FK joints: 0 pelvis, 1 l_hip, 2 r_hip, 3 spine1, 4 l_knee, 5 r_knee, 6 spine2, 7 l_ankle, 8 r_ankle,
 # 9 spine3, 10 l_foot, 11 r_foot, 12 neck, 13 l_collar, 14 r_collar, 15 head, 16 l_shoulder,
@@ -22,23 +24,10 @@ LEG_JOINTS = (1, 2, 4, 5, 7, 8, 10, 11)
 UPPER_JOINTS = tuple(j for j in range(22) if j not in LEG_JOINTS)
 
 
-def fk_joints(poses: np.ndarray, batch: int = 65536) -> np.ndarray:
-    """(...,63) poses -> (...,22,3) float64 joints in metres (zero root orientation, pelvis at rest)."""
-    poses = np.asarray(poses, dtype=np.float64)
-    shape = poses.shape[:-1]
-    flat = poses.reshape(-1, 63)
-    out = np.empty((flat.shape[0], 22, 3))
-    with torch.inference_mode():
-        for s in range(0, flat.shape[0], batch):
-            out[s:s + batch] = forward_kinematics(torch.from_numpy(flat[s:s + batch]))[0].numpy()
-    return out.reshape(shape + (22, 3))
-
-
 def hidden_fk_joints(hidden_body_joints: tuple[int, ...] | list[int]) -> list[int]:
     """FK joints (of the 22) moved by hiding the given body joints (indices into joints 1..21):
     each hidden joint's *children* positions change; we report the positions of every FK joint that
     is a descendant of a hidden joint (including the hidden joint's own child positions)."""
-    from dposer_core.skeleton import smpl_skeleton
     parents = smpl_skeleton().parents[:22]
     hidden = {j + 1 for j in hidden_body_joints}  # SMPL joint ids
     out = []
@@ -60,6 +49,27 @@ def mpjpe(pred: np.ndarray, gt: np.ndarray, joints: list[int] | tuple[int, ...] 
     if joints is not None:
         d = d[..., list(joints)]
     return 1000.0 * d.mean(-1)
+
+
+def acceleration_mm(joints: np.ndarray) -> float:
+    """Mean joint acceleration (mm/frame², norm of the second temporal difference) of (...,T,J,3) metres."""
+    j = np.asarray(joints, np.float64)
+    return float(1000.0 * np.linalg.norm(j[..., 2:, :, :] - 2 * j[..., 1:-1, :, :] + j[..., :-2, :, :], axis=-1).mean())
+
+
+def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PA-MPJPE (mm) of (J,3) after the similarity transform (rotation, translation, scale) best
+    aligning ``pred`` to ``gt`` (Umeyama: Kabsch rotation, scale = tr(R^T A^T B) / |A|^2 of the centred sets)."""
+    mp, mg = pred.mean(0), gt.mean(0)
+    A, B = pred - mp, gt - mg
+    AR = A @ kabsch(A, B).T
+    s = float((AR * B).sum() / (A ** 2).sum())
+    return float(1000 * np.linalg.norm(s * AR + mg - gt, axis=-1).mean())
+
+
+def pelvis_error(pred: np.ndarray, gt: np.ndarray) -> float:
+    """MPJPE (mm) of (J,3) after subtracting each one's pelvis (joint 0)."""
+    return float(1000 * np.linalg.norm((pred - pred[0]) - (gt - gt[0]), axis=-1).mean())
 
 
 def apd(joints: np.ndarray) -> float:
@@ -175,7 +185,6 @@ def feet_flat_under_hips(joints: np.ndarray, flat_tol_m: float = 0.04, under_m: 
     ``flat_tol_m``, and each foot's ankle-over-toe height within ``flat_tol_m`` of the rest pose's),
     each ankle within ``under_m`` of its hip in the horizontal (X-Z) plane and at least ``drop_m``
     below it (legs under the body, nearly straight). joints (N,22,3) -> (N,) bool."""
-    from dposer_core.skeleton import smpl_skeleton
     rest = smpl_skeleton().rest_joints
     j = np.asarray(joints)
     y = j[..., 1]

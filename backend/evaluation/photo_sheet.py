@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
-LEFT = {1, 4, 7, 10, 13, 16, 18, 20}
-RIGHT = {2, 5, 8, 11, 14, 17, 19, 21}
+from backend.evaluation.metrics import procrustes_error
+from dposer_core.skeleton import smpl_skeleton
+
+PARENTS = smpl_skeleton().parents[:22]
+LEFT = {j for j, n in enumerate(smpl_skeleton().names[:22]) if n.startswith("left_")}
+RIGHT = {j for j, n in enumerate(smpl_skeleton().names[:22]) if n.startswith("right_")}
 
 
 def _colour(j: int) -> str:
@@ -27,6 +30,14 @@ def joints_cam(res: dict | object, i: int = 0) -> np.ndarray:
 
     get = (lambda k: res[k]) if isinstance(res, dict) else (lambda k: getattr(res, k))
     return fk_camera_joints(get("poses")[i:i + 1], get("root_orient_cam")[i:i + 1])[0] + get("cam_t")[i]
+
+
+def _image_axes(axes, img: np.ndarray) -> None:  # noqa: ANN001
+    """Axes showing ``img`` in pixel coordinates (y down), without ticks."""
+    for a in axes:
+        a.set_xlim(0, img.shape[1])
+        a.set_ylim(img.shape[0], 0)
+        a.axis("off")
 
 
 def _project(J: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
@@ -76,7 +87,6 @@ def contact_sheet(prior, work: Path, rec: dict, truths: list, items: list, path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from backend.evaluation.photo_bench import procrustes_error
     from backend.photo.fit import fit_keypoints
     from backend.photo.image_io import read_image_rgb
 
@@ -102,10 +112,7 @@ def contact_sheet(prior, work: Path, rec: dict, truths: list, items: list, path:
         a1.imshow(img, alpha=0.55)
         _draw_skeleton(a1, _project(Jd, res_d.focal, res_d.image_size), lw=2.2)
         a1.set_title(f"DPoser fit (top of 4: {res_d.init[0]})", fontsize=8)
-        for a in (a0, a1):
-            a.set_xlim(0, img.shape[1])
-            a.set_ylim(img.shape[0], 0)
-            a.axis("off")
+        _image_axes((a0, a1), img)
         _side(a2, Jd, gt, Jn)
         a2.set_title(f"PA-MPJPE: DPoser {pa_d:.0f} mm, no prior {pa_n:.0f} mm", fontsize=8)
     fig.text(0.5, 0.004, "side view: colour = DPoser fit, dashed = no prior, thick grey = ground truth (pelvis-aligned)",
@@ -144,10 +151,7 @@ def photo_sheet(prior, photos: list[str | Path], path: str, titles: list[str] | 
         a1.imshow(img, alpha=0.55)
         _draw_skeleton(a1, _project(Jd, res["focal_px"], tuple(res["image_size"])), lw=2.2)
         a1.set_title(f"DPoser fit (top of 4, {res['seconds']:.1f} s)", fontsize=8)
-        for a in (a0, a1):
-            a.set_xlim(0, img.shape[1])
-            a.set_ylim(img.shape[0], 0)
-            a.axis("off")
+        _image_axes((a0, a1), img)
         _side(a2, Jd, None, Jn)
         a2.set_title("side view (dashed: no prior)", fontsize=8)
     fig.tight_layout()

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from backend import DEFAULT_WEIGHTS, ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--image", default=str(REPO / "tests" / "data" / "photos" / "mannequin_front.png"))
-    p.add_argument("--weights", default=str(REPO / "weights" / "dposer_cmu_bandai.pt"))
+    p.add_argument("--image", default=str(ROOT / "tests" / "data" / "photos" / "mannequin_front.png"))
+    p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--hypotheses", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")

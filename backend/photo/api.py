@@ -1,12 +1,14 @@
 """Image file -> ranked SMPL pose hypotheses: the one entry point of the CLI (``fit-image``) and of the
 server's ``fit_image`` request.
 
-    fit_image(prior, path, n_hypotheses=4, seed=0, smpl_model=None, focal_px=None, progress=None,
+    fit_image(prior, path, n_hypotheses=4, seed=None, smpl_model=None, focal_px=None, progress=None,
               should_cancel=None) -> dict of numpy arrays (see :func:`result_dict`)
 
+``n_hypotheses`` is bounded by the protocol (``fit_image`` request), which the CLI and the server check.
+
 Errors (each ``str()`` is one line): ``ImageError`` (missing / unreadable / not PNG-JPEG-WebP-BMP /
-undecodable file), ``PhotoUnavailable`` (no mediapipe: the install hint), ``NoPerson`` (nobody
-detected), ``FitCancelled``.
+undecodable file) and ``NoPerson`` (nobody detected), both ``BadInput``; ``PhotoUnavailable`` (no mediapipe:
+the install hint); ``TaskCancelled``.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from typing import Callable
 
 import numpy as np
 
-from .fit import FitCancelled, FitConfig, FitResult, fit_keypoints
+from dposer_core.protocol.errors import BadInput, TaskCancelled
+
+from .fit import FitConfig, FitResult, fit_keypoints
 from .image_io import ImageError, check_image_file, read_image_rgb
 from .keypoints import KEYPOINT_NAMES, PhotoUnavailable, detect_keypoints, photo_available
 
-MAX_HYPOTHESES = 32
 
-
-class NoPerson(ValueError):
+class NoPerson(BadInput):
     """mediapipe found no person in the image."""
 
 
@@ -64,13 +66,12 @@ def _skeleton_for(smpl_model: str | os.PathLike | None):  # noqa: ANN202
         raise ImageError(f"SMPL model file {str(smpl_model)!r} cannot be used: {' '.join(str(exc).split())[:300]}") from None
 
 
-def fit_image(prior, path: str | os.PathLike, n_hypotheses: int = 4, seed: int | None = 0,  # noqa: ANN001
+def fit_image(prior, path: str | os.PathLike, n_hypotheses: int = 4, seed: int | None = None,  # noqa: ANN001
               smpl_model: str | os.PathLike | None = None, focal_px: float | None = None,
               config: FitConfig | None = None, progress: Callable[[float, str], None] | None = None,
               should_cancel: Callable[[], bool] | None = None) -> dict:
-    """Detect the person in the image at ``path`` and fit ``n_hypotheses`` ranked SMPL poses."""
-    if not 1 <= int(n_hypotheses) <= MAX_HYPOTHESES:
-        raise ImageError(f"n_hypotheses must be between 1 and {MAX_HYPOTHESES}, got {n_hypotheses}")
+    """Detect the person in the image at ``path`` and fit ``n_hypotheses`` ranked SMPL poses (``seed`` None:
+    random starts)."""
     check_image_file(path)
     ok, msg = photo_available()
     if not ok:
@@ -88,7 +89,7 @@ def fit_image(prior, path: str | os.PathLike, n_hypotheses: int = 4, seed: int |
         raise NoPerson(f"{path}: {exc}") from None
     det = time.perf_counter() - t0
     if should_cancel is not None and should_cancel():
-        raise FitCancelled("photo fit cancelled")
+        raise TaskCancelled("photo fit cancelled")
     cfg = config or FitConfig()
     if focal_px is not None:
         cfg = FitConfig(**{**cfg.__dict__, "focal": float(focal_px)})
@@ -100,29 +101,5 @@ def fit_image(prior, path: str | os.PathLike, n_hypotheses: int = 4, seed: int |
     return out
 
 
-def cli_fit_image(prior, args) -> dict:  # noqa: ANN001
-    """``python -m backend fit-image``: the arrays to save; errors as ``tasks.BadInput`` (exit status 2)."""
-    from backend.tasks import BadInput, TaskCancelled
-
-    try:
-        r = fit_image(prior, args.input, n_hypotheses=args.hypotheses, seed=0 if args.seed is None else args.seed,
-                      smpl_model=getattr(args, "smpl_model", None), focal_px=getattr(args, "focal_px", None),
-                      progress=None if not getattr(args, "progress", False) else _print_progress)
-    except (ImageError, PhotoUnavailable, NoPerson) as exc:
-        raise BadInput(" ".join(str(exc).split())) from None
-    except FitCancelled:
-        raise TaskCancelled("cancelled") from None
-    out = {k: np.asarray(v) for k, v in r.items() if v is not None and k not in ("init", "keypoint_names")}
-    out["init"] = np.array(r["init"])
-    out["keypoint_names"] = np.array(r["keypoint_names"])
-    return out
-
-
-def _print_progress(frac: float, msg: str) -> None:
-    import sys
-
-    print(f"\r{msg}: {100 * frac:5.1f}%", end="\n" if frac >= 1.0 else "", file=sys.stderr, flush=True)
-
-
-__all__ = ["fit_image", "cli_fit_image", "photo_features", "result_dict", "NoPerson", "ImageError",
-           "PhotoUnavailable", "FitCancelled", "MAX_HYPOTHESES", "check_image_file"]
+__all__ = ["fit_image", "photo_features", "result_dict", "NoPerson", "ImageError",
+           "PhotoUnavailable", "check_image_file"]

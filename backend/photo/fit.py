@@ -42,10 +42,12 @@ from backend.engine.kinematics import forward_kinematics
 from backend.engine.prior import PosePrior
 from backend.engine.regularizer import dposer_loss, truncated_schedule
 from backend.engine.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from backend.tasks import canonical_axis_angle, cpu_threads, score
+from dposer_core.protocol.errors import TaskCancelled
 from dposer_core.skeleton import POSE_DIM, Skeleton, smpl_skeleton
 
-from .keypoints import (KEYPOINT_JOINTS, KEYPOINT_OFFSETS, KEYPOINT_WEIGHTS, NUM_KEYPOINTS, TORSO_KEYPOINTS,
-                        Keypoints)
+from .body import KeypointBody
+from .keypoints import KEYPOINT_WEIGHTS, NUM_KEYPOINTS, TORSO_KEYPOINTS, Keypoints
 
 CAM_TO_WORLD = np.diag([1.0, -1.0, -1.0])
 """OpenCV camera axes -> SMPL native world axes (Y up) for a camera on +Z looking at the origin."""
@@ -53,10 +55,6 @@ PRIOR_KINDS = ("dposer", "gaussian", "none")
 # SMPLify's bending term: (index into the 63-D body pose, sign): elbows bend about y, knees about x
 BEND_TERMS = ((17 * 3 + 1, 1.0), (18 * 3 + 1, -1.0), (3 * 3 + 0, -1.0), (4 * 3 + 0, -1.0))
 FRONT = np.diag([1.0, -1.0, -1.0])  # SMPL body (facing +Z, Y up) facing an OpenCV camera
-
-
-class FitCancelled(RuntimeError):
-    """``should_cancel`` returned True during the fit."""
 
 
 @dataclass
@@ -163,62 +161,12 @@ def hypothesis_plan(n: int, seed_count: int = 4) -> list[tuple[str, float, bool,
     return plan[:max(n, seed_count)]
 
 
-class _Body:
-    """Keypoints of the posed skeleton: FK joints and virtual points in the body frame.
-
-    Forward kinematics batched by tree depth (8 levels for the 22 body joints instead of 21 sequential
-    joint updates); the same result as ``kinematics.forward_kinematics`` (tested), about 3x faster
-    with autograd at the small batches of a fit.
-    """
-
-    def __init__(self, skeleton: Skeleton, device: torch.device) -> None:
-        self.skeleton = skeleton
-        self.device = device
-        self.joints = torch.as_tensor(KEYPOINT_JOINTS, device=device)
-        self.offsets = torch.as_tensor(KEYPOINT_OFFSETS, dtype=torch.float32, device=device)
-        rest = torch.as_tensor(np.asarray(skeleton.rest_joints[:22]), dtype=torch.float32)
-        sh = 0.5 * (rest[16] + rest[17])
-        hp = 0.5 * (rest[1] + rest[2])
-        self.torso_len = float(torch.linalg.norm(sh - hp))
-        parents = list(skeleton.parents[:22])
-        depth = [0] * 22
-        for j in range(1, 22):
-            depth[j] = depth[parents[j]] + 1
-        self.levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        order: list[int] = [0]
-        prev = [0]
-        for d in range(1, max(depth) + 1):
-            idx = [j for j in range(22) if depth[j] == d]
-            ppos = [prev.index(parents[j]) for j in idx]
-            off = torch.stack([rest[j] - rest[parents[j]] for j in idx]).to(device)
-            self.levels.append((torch.as_tensor(idx, device=device), torch.as_tensor(ppos, device=device), off))
-            order += idx
-            prev = idx
-        self.inv_order = torch.as_tensor(np.argsort(order), device=device)
-        self.root = rest[0].to(device)
-
-    def fk(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pose (B,63) -> joints (B,22,3), global rotations (B,22,3,3) (zero root orientation)."""
-        B = pose.shape[0]
-        local = axis_angle_to_matrix(pose.reshape(B, 21, 3))                          # joints 1..21
-        G_prev = torch.eye(3, device=pose.device, dtype=pose.dtype).expand(B, 1, 3, 3)
-        J_prev = self.root.to(pose.dtype).expand(B, 1, 3)
-        Gs, Js = [G_prev], [J_prev]
-        for idx, ppos, off in self.levels:
-            Gp = G_prev[:, ppos]
-            J_prev = J_prev[:, ppos] + (Gp @ off[None, :, :, None])[..., 0]
-            G_prev = Gp @ local[:, idx - 1]
-            Gs.append(G_prev)
-            Js.append(J_prev)
-        J = torch.cat(Js, 1)[:, self.inv_order]
-        G = torch.cat(Gs, 1)[:, self.inv_order]
-        return J, G
-
-    def __call__(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pose (B,63) -> keypoints (B,K,3), joints (B,22,3) (body frame, root unrotated)."""
-        J, G = self.fk(pose)
-        kp = J[:, self.joints] + (G[:, self.joints] @ self.offsets[None, :, :, None])[..., 0]
-        return kp, J
+def _seed(gen: torch.Generator, seed: int | None) -> None:
+    """Seed ``gen`` with ``seed``; None: a random seed."""
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
 
 
 def _gm(r2: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -227,7 +175,7 @@ def _gm(r2: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4, config: FitConfig | None = None,
-                  gaussian: GaussianPrior | None = None, skeleton: Skeleton | None = None, seed: int | None = 0,
+                  gaussian: GaussianPrior | None = None, skeleton: Skeleton | None = None, seed: int | None = None,
                   progress: Callable[[float, str], None] | None = None,
                   should_cancel: Callable[[], bool] | None = None) -> FitResult:
     """Fit ``max(n_hypotheses, 4)`` hypotheses to ``keypoints``; return the best ``n_hypotheses``, ranked.
@@ -235,7 +183,8 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
     ``prior`` supplies the z-space statistics (all variants optimise in z-space) and, for
     ``config.prior == "dposer"``, the regulariser and the ranking score. ``gaussian`` is required for
     ``config.prior == "gaussian"``. ``skeleton``: the body's skeleton (default: the built-in SMPL one;
-    pass the skeleton of an SMPL model file to fit that body's proportions).
+    pass the skeleton of an SMPL model file to fit that body's proportions). ``seed``: the random pose
+    starts and the regulariser's noise (None: random).
     """
     t_start = time.perf_counter()
     cpu_start = time.process_time()
@@ -246,12 +195,11 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
         raise ValueError("the Gaussian prior needs a fitted GaussianPrior")
     if n_hypotheses < 1:
         raise ValueError(f"n_hypotheses must be >= 1, got {n_hypotheses}")
-    from backend import tasks as _tasks  # the cached fast eps-model and the CPU threading policy
 
     dev = prior.device
     plan = hypothesis_plan(n_hypotheses)
     B = len(plan)
-    body = _Body(skeleton or smpl_skeleton(), dev)
+    body = KeypointBody(skeleton or smpl_skeleton(), dev)
     w_img, h_img = keypoints.image_size
     focal = float(cfg.focal or default_focal((w_img, h_img)))
     cx, cy = 0.5 * w_img, 0.5 * h_img
@@ -284,7 +232,7 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
     R0 = np.stack([_rot_z(roll) @ FRONT @ _rot_y(yaw) for _, yaw, _, _ in plan])
     R0_t = torch.as_tensor(R0, dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev)
-    gen.manual_seed(0 if seed is None else int(seed))
+    _seed(gen, seed)
     z0 = torch.zeros(B, POSE_DIM, device=dev)
     for i, (_, _, _, rnd) in enumerate(plan):
         if rnd:
@@ -301,13 +249,13 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
     dR = torch.zeros(B, 3, device=dev, requires_grad=True)
     tr = t0.clone().requires_grad_(True)
     sde = prior.sde
-    eps_model = _tasks._fast(prior) if cfg.prior == "dposer" else None
+    eps_model = prior.fast_eps if cfg.prior == "dposer" else None
     total_steps = cfg.init_steps + cfg.steps
     sched = truncated_schedule(max(cfg.steps, 1), cfg.t_max, cfg.t_min).tolist()
     torso_mask = torch.zeros(NUM_KEYPOINTS, device=dev)
     torso_mask[list(TORSO_KEYPOINTS)] = 1.0
     noise_gen = torch.Generator(device=dev)
-    noise_gen.manual_seed(1 if seed is None else int(seed) + 1)
+    _seed(noise_gen, None if seed is None else int(seed) + 1)
     bend_idx = torch.as_tensor([i for i, _ in BEND_TERMS], device=dev)
     bend_sign = torch.as_tensor([s for _, s in BEND_TERMS], device=dev)
 
@@ -330,9 +278,9 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
 
     def check() -> None:
         if should_cancel is not None and should_cancel():
-            raise FitCancelled("photo fit cancelled")
+            raise TaskCancelled("photo fit cancelled")
 
-    with _tasks._cpu_threads(prior, B):
+    with cpu_threads(prior, B):
         # stage 1: global orientation + translation on the torso, pose at the start value
         opt = torch.optim.Adam([dR, tr], lr=cfg.lr_global * 2)
         pose0 = prior.denormalize(z0)
@@ -374,7 +322,7 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
             uv, cam = project(pose)
             dl = data_term(uv, wk)
             if cfg.prior == "dposer":
-                ps = torch.as_tensor(_tasks.score(prior, pose.cpu().numpy())["pose"], device=dev)
+                ps = torch.as_tensor(score(prior, pose.cpu().numpy())["pose"], device=dev)
             elif cfg.prior == "gaussian":
                 ps = gaussian.energy(pose)  # type: ignore[union-attr]
             else:
@@ -390,7 +338,7 @@ def fit_keypoints(prior: PosePrior, keypoints: Keypoints, n_hypotheses: int = 4,
     def pick(x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().numpy()[order].astype(np.float32)
 
-    poses = _tasks.canonical_axis_angle(pick(pose))
+    poses = canonical_axis_angle(pick(pose))
     if progress is not None:
         progress(1.0, "done")
     return FitResult(poses=poses, root_orient=pick(root_world), root_orient_cam=pick(root_cam), cam_t=pick(tr),
@@ -411,5 +359,5 @@ def fk_camera_joints(poses: np.ndarray, root_orient_cam: np.ndarray, skeleton: S
         return (R[:, None] @ J[..., None])[..., 0].numpy()
 
 
-__all__ = ["FitConfig", "FitResult", "GaussianPrior", "FitCancelled", "fit_keypoints", "hypothesis_plan",
-           "default_focal", "fk_camera_joints", "CAM_TO_WORLD", "PRIOR_KINDS", "replace"]
+__all__ = ["FitConfig", "FitResult", "GaussianPrior", "KeypointBody", "fit_keypoints",
+           "hypothesis_plan", "default_focal", "fk_camera_joints", "CAM_TO_WORLD", "PRIOR_KINDS", "replace"]

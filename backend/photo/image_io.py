@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dposer_core.protocol.errors import BadInput
+
 IMAGE_FORMATS = ("PNG", "JPEG", "WebP", "BMP")
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 MAX_IMAGE_PIXELS = 100_000_000
 
 
-class ImageError(ValueError):
+class ImageError(BadInput):
     """An image path that cannot be used: missing, unreadable, not an image of a supported format,
     or not decodable. ``str(err)`` is one line naming the file."""
 

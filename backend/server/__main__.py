@@ -2,6 +2,6 @@
 
 import sys
 
-from backend.server import main
+from backend.server.launch import main
 
 sys.exit(main())

@@ -9,12 +9,17 @@ Usage (Blender operators: submit + poll from a timer/modal; background mode and 
     res = client.call("complete", pose=pose, keep=["left_knee", ...], n_hypotheses=5)
 
 Errors are :class:`BackendError` with a stable ``code`` and a human ``message``.
+
+Modules: ``backend_client`` (the request API), ``session`` (one server process and its threads),
+``futures`` (one pending reply), ``errors``, ``discovery`` (which Python runs the backend), ``locate``
+(where the backend sources are).
 """
 
-from .locate import backend_root, repo_root
-from .backend_client import (CRASHED, TIMEOUT, UNAVAILABLE, BackendClient, BackendCrashed, BackendError,
-                             BackendUnavailable, RequestFuture)
+from .backend_client import BackendClient
 from .discovery import PythonNotFound, ProbeResult, candidates, find_python, fix_instructions, probe
+from .errors import CRASHED, TIMEOUT, UNAVAILABLE, BackendCrashed, BackendError, BackendUnavailable
+from .futures import RequestFuture
+from .locate import backend_root, repo_root
 
 __all__ = [
     "BackendClient", "BackendError", "BackendCrashed", "BackendUnavailable", "RequestFuture",

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 from bpy.props import IntProperty
 
-from .. import action_io as aio
-from .. import pose_convert as pc
-from ._base import StatePoll, smpl_object
+from ..blender.actions import key_pose
+from ..blender.rig import SMPLRig, apply_smpl_pose
+from ._context import StatePoll, smpl_object
 
 
 def store(obj: Any, prop: str, poses: np.ndarray, scores: np.ndarray, joints: list[int], orig_quats: np.ndarray,
@@ -50,15 +50,15 @@ def show(obj: Any, prop: str, index: int) -> None:
         return
     index %= h["count"]
     obj[prop]["index"] = index
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = SMPLRig.from_armature(obj)
     root = h["root"][index] if h["root"] is not None else None
-    pc.apply_smpl_pose(obj, h["poses"][index], root, None, rig, joints=h["joints"])
+    apply_smpl_pose(obj, h["poses"][index], root, None, rig, joints=h["joints"])
 
 
 def restore(obj: Any, prop: str) -> None:
     """Put the stored joints back as they were, and forget the hypotheses."""
     h = load(obj, prop)
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = SMPLRig.from_armature(obj)
     for j in h["joints"]:
         pb = obj.pose.bones[rig.bone_names[j]]
         pb.rotation_mode = 'QUATERNION'
@@ -95,10 +95,10 @@ class ApplyBase(HypothesisOperator):
         obj = smpl_object(context)
         h = load(obj, self.PROP)
         show(obj, self.PROP, h["index"])
-        rig = pc.SMPLRig.from_armature(obj)
+        rig = SMPLRig.from_armature(obj)
         frame = context.scene.frame_current
         joints = sorted(set(range(1, 22)) | ({0} if h["root"] is not None else set()))
-        aio.key_pose(obj, frame, [rig.bone_names[j] for j in joints])
+        key_pose(obj, frame, [rig.bone_names[j] for j in joints])
         del obj[self.PROP]
         self.report({'INFO'}, f"{h['index'] + 1}/{h['count']} keyed at frame {frame}")
         return {'FINISHED'}

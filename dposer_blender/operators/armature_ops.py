@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty
 
 from .. import runtime
-from ..armature import create_smpl_armature
+from ..blender.armature import create_smpl_armature
 
 
 class DPOSER_OT_add_smpl_armature(bpy.types.Operator):

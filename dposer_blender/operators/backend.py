@@ -5,6 +5,7 @@ from typing import Any
 import bpy
 
 from .. import runtime
+from ..client import PythonNotFound, find_python
 
 
 def _start_backend(op: Any) -> str | None:
@@ -59,8 +60,6 @@ class DPOSER_OT_backend_test(bpy.types.Operator):
     bl_label = "Test Backend"
 
     def execute(self, context: Any) -> set[str]:
-        from ..client import PythonNotFound, find_python
-
         s = runtime.settings()
         try:
             found = find_python(s.python)

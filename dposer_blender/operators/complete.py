@@ -13,31 +13,13 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
-from .. import pose_convert as pc
+from ..blender.rig import SMPLRig, kept_joints, read_pose_quats
+from ..core.keep import free_joints, keep_mask
 from . import _hypotheses as _hyp
-from ._base import BackendOperator, OpError, current_body_pose, object_after_call, smpl_object
+from ._base import BackendOperator
+from ._context import OpError, current_body_pose, object_after_call, smpl_object
 
 PROP = "dposer_complete"
-
-
-def bone_selected(obj: Any, bone_name: str) -> bool:
-    """Selection state of a bone (PoseBone.select on 5.x, Bone.select on 4.x)."""
-    pb = obj.pose.bones[bone_name]
-    if hasattr(pb, "select"):
-        return bool(pb.select)
-    return bool(obj.data.bones[bone_name].select)
-
-
-def kept_joints(obj: Any, rig: pc.SMPLRig) -> list[int]:
-    """SMPL body joints (1..21) that are kept: the bone is selected or its X, Y and Z rotation locks are on."""
-    out = []
-    for j in range(1, 22):
-        name = rig.bone_names[j]
-        pb = obj.pose.bones[name]
-        locked = all(pb.lock_rotation)  # X, Y and Z locked (W alone does not pin a rotation)
-        if bone_selected(obj, name) or locked:
-            out.append(j)
-    return out
 
 
 def hypotheses(obj: Any) -> dict | None:
@@ -59,17 +41,19 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
                        "'inpaint' method runs its own fixed schedule)", default=200, min=1, max=5000)
     seed: IntProperty(name="Seed", default=-1, min=-1)
 
+    def scene_defaults(self, settings: Any) -> dict[str, Any]:
+        return {"hypotheses": settings.hypotheses}
+
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
-        rig = pc.SMPLRig.from_armature(obj)
+        rig = SMPLRig.from_armature(obj)
         keep = kept_joints(obj, rig)
         if len(keep) == 21:
             raise OpError("Every body bone is selected or locked: nothing to complete. Deselect the bones to fill")
         body, root = current_body_pose(obj, rig)
-        quats, _ = pc.read_pose_quats(obj, rig)
+        quats, _ = read_pose_quats(obj, rig)
         self._job = dict(obj=obj.name, keep=keep, orig=quats)
-        keep_mask = [j in keep for j in range(1, 22)]  # the 21 body joints, in pose order
-        return "complete", {"pose": body.reshape(63).astype(np.float32), "keep": keep_mask,
+        return "complete", {"pose": body.reshape(63).astype(np.float32), "keep": keep_mask(keep),
                             "n_hypotheses": int(self.hypotheses), "steps": int(self.steps),
                             "seed": None if self.seed < 0 else int(self.seed)}
 
@@ -80,8 +64,7 @@ class DPOSER_OT_complete(BackendOperator, bpy.types.Operator):
         scores = np.asarray(result.scores, np.float64).reshape(-1)
         if not np.all(np.isfinite(poses)):
             raise OpError("the backend returned NaN poses")
-        free = [j for j in range(1, 22) if j not in job["keep"]]
-        _hyp.store(obj, PROP, poses, scores, free, job["orig"])
+        _hyp.store(obj, PROP, poses, scores, free_joints(job["keep"]), job["orig"])
         self.report({'INFO'}, f"{len(poses)} completions (score {scores[0]:.3f} is the best); "
                               "flip with ◀ ▶, then Apply to key")
         return {'FINISHED'}

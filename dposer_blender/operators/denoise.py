@@ -10,17 +10,20 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
-from .. import action_io as aio
-from .. import pose_convert as pc
-from ._base import (BackendOperator, OpError, active_action, fk_joints, object_and_action_after_call, read_motion,
-                    smpl_object)
+from ..blender import fcurves
+from ..blender.actions import write_smpl_motion
+from ..blender.rig import SMPLRig
+from ..dposer_core.kinematics_np import forward_kinematics
+from ..properties import NOISE_ITEMS
+from ._base import BackendOperator
+from ._context import OpError, active_action, object_and_action_after_call, read_motion, smpl_object
 
 NLA_TRACK = "DPoser original"
 
 
-def has_location(obj: Any, action: Any, rig: pc.SMPLRig) -> bool:
-    path = aio.LOC_PATH.format(rig.bone_names[0])
-    return any(fc.data_path == path for fc in aio.action_fcurves(action, obj))
+def has_location(obj: Any, action: Any, rig: SMPLRig) -> bool:
+    path = fcurves.LOC_PATH.format(rig.bone_names[0])
+    return any(fc.data_path == path for fc in fcurves.action_fcurves(action, obj))
 
 
 def keep_in_muted_track(obj: Any, action: Any, start: float) -> Any:
@@ -30,7 +33,7 @@ def keep_in_muted_track(obj: Any, action: Any, start: float) -> Any:
     track.name = NLA_TRACK
     strip = track.strips.new(action.name, int(round(start)), action)
     if hasattr(strip, "action_slot") and getattr(strip, "action_slot", None) is None:
-        slot = aio.action_slot_for(obj, action)
+        slot = fcurves.action_slot_for(obj, action)
         if slot is not None:
             try:
                 strip.action_slot = slot
@@ -48,18 +51,20 @@ class DPOSER_OT_denoise(BackendOperator, bpy.types.Operator):
     bl_options = {'REGISTER', 'UNDO'}
     progress_label = "Denoising"
 
-    noise: EnumProperty(name="Noise", items=[("AUTO", "Auto", "Estimate the noise level from the motion"),
-                                             ("MM", "mm", "Give the noise level in millimetres")], default="AUTO")
+    noise: EnumProperty(name="Noise", items=NOISE_ITEMS, default="AUTO")
     noise_mm: FloatProperty(name="Noise (mm)", description="Noise standard deviation per coordinate", default=40.0,
                             min=0.0, max=1000.0)
     use_frame_range: BoolProperty(name="Scene Frame Range", description="Only the frames in the scene's range",
                                   default=False)
     seed: IntProperty(name="Seed", default=0, min=0)
 
+    def scene_defaults(self, settings: Any) -> dict[str, Any]:
+        return {"noise": settings.noise, "noise_mm": settings.noise_mm, "use_frame_range": settings.use_frame_range}
+
     def build_request(self, context: Any) -> tuple[str, dict]:
         obj = smpl_object(context)
         action = active_action(obj)
-        rig = pc.SMPLRig.from_armature(obj)
+        rig = SMPLRig.from_armature(obj)
         m = read_motion(obj, action, rig)
         frames = m["frames"]
         sel = np.ones(len(frames), dtype=bool)
@@ -86,12 +91,12 @@ class DPOSER_OT_denoise(BackendOperator, bpy.types.Operator):
         T = len(job["frames"])
         if poses.shape != (T, 63) or not np.all(np.isfinite(poses)):
             raise OpError(f"the backend returned {poses.shape[0]} frames, expected {T}")
-        rig = pc.SMPLRig.from_armature(obj)
+        rig = SMPLRig.from_armature(obj)
         keep_in_muted_track(obj, src, job["frames"][0])
-        new = aio.write_smpl_motion(obj, poses, job["root"], job["trans"] if job["loc"] else None,
+        new = write_smpl_motion(obj, poses, job["root"], job["trans"] if job["loc"] else None,
                                     frames=job["frames"], name=f"{src.name}_dposer", rig=rig)
-        before = fk_joints(job["body"])
-        after = fk_joints(poses)
+        before = forward_kinematics(job["body"])
+        after = forward_kinematics(poses)
         change_mm = 1000.0 * float(np.linalg.norm(after - before, axis=-1).mean())
         noise = getattr(result, "noise_mm", None)
         self.report({'INFO'}, f"Denoised '{src.name}' into '{new.name}': {T} frames before, {T} after, "

@@ -12,11 +12,12 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .. import action_io as aio
-from .. import pose_convert as pc
-from ..armature import create_smpl_armature
 from .. import runtime
-from ._base import FilePickedRequest, OpError, active_object, scene_fps
+from ..blender.actions import write_smpl_motion
+from ..blender.armature import create_smpl_armature
+from ..blender.rig import check_smpl_armature
+from ._base import FilePickedRequest
+from ._context import OpError, active_object, scene_fps
 
 
 class DPOSER_OT_import_motion(FilePickedRequest, bpy.types.Operator, ImportHelper):
@@ -54,14 +55,14 @@ class DPOSER_OT_import_motion(FilePickedRequest, bpy.types.Operator, ImportHelpe
     def apply_result(self, context: Any, result: Any) -> set[str]:
         scene = context.scene
         obj = active_object(context)
-        if not pc.check_smpl_armature(obj)[0]:
+        if not check_smpl_armature(obj)[0]:
             prefs = runtime.settings()
             obj = create_smpl_armature(context, smpl_model_path=prefs.smpl_model)
         body = result.body_pose
         T = int(body.shape[0])
         name = os.path.splitext(os.path.basename(self._job["path"]))[0]
         start = scene.frame_start
-        act = aio.write_smpl_motion(obj, body, result.root_orient, result.trans, frame_start=start,
+        act = write_smpl_motion(obj, body, result.root_orient, result.trans, frame_start=start,
                                     floor_based_trans=True, name=name)
         act["dposer_source"] = self._job["path"]
         act["dposer_fps"] = float(result.fps)

@@ -18,10 +18,11 @@ import numpy as np
 from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from .. import pose_convert as pc
 from .. import runtime
+from ..blender.rig import SMPLRig, floor_lift_of, read_pose_quats
 from . import _hypotheses as _hyp
-from ._base import FilePickedRequest, OpError, object_after_call, smpl_object, smpl_poll
+from ._base import FilePickedRequest
+from ._context import OpError, object_after_call, smpl_object, smpl_poll
 
 PROP = "dposer_photo"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -59,7 +60,7 @@ def show_photo(context: Any, obj: Any, path: str) -> Any:
     emp.empty_image_offset = (-0.5, 0.0)  # bottom centre at the origin: stands on the floor
     emp.use_empty_image_alpha = False
     mw = obj.matrix_world
-    floor = mw.translation.z - float(obj.get("dposer_floor_lift", 0.0))
+    floor = mw.translation.z - floor_lift_of(obj)
     emp.location = (mw.translation.x - 1.5, mw.translation.y, floor)
     emp.rotation_euler = (np.pi / 2, 0.0, 0.0)  # upright, facing the front view (-Y)
     emp.hide_render = True
@@ -79,6 +80,9 @@ class DPOSER_OT_pose_from_image(FilePickedRequest, bpy.types.Operator, ImportHel
     hypotheses: IntProperty(name="Hypotheses", description="How many fits to offer (mirrored and turned-around "
                             "starts included)", default=4, min=1, max=32)
 
+    def scene_defaults(self, settings: Any) -> dict[str, Any]:
+        return {"hypotheses": settings.photo_hypotheses}
+
     @classmethod
     def poll(cls, context: Any) -> bool:
         if not smpl_poll(cls, context):
@@ -96,7 +100,7 @@ class DPOSER_OT_pose_from_image(FilePickedRequest, bpy.types.Operator, ImportHel
             raise OpError(f"No such file: {path}")
         if os.path.splitext(path)[1].lower() not in IMAGE_EXTS:
             raise OpError(f"{os.path.basename(path)} is not an image (PNG, JPEG, WebP or BMP)")
-        quats, _ = pc.read_pose_quats(obj, pc.SMPLRig.from_armature(obj))
+        quats, _ = read_pose_quats(obj, SMPLRig.from_armature(obj))
         self._job = dict(obj=obj.name, path=path, orig=quats)
         return "fit_image", {"path": path, "n_hypotheses": int(self.hypotheses),
                              "smpl_model": runtime.settings().smpl_model}

@@ -11,9 +11,10 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
-from .. import action_io as aio
-from ._base import (BackendOperator, OpError, StatePoll, active_action, fcurve_container, get_fcurve,
-                    object_and_action_after_call, read_motion, smpl_object)
+from ..blender import fcurves
+from ._base import BackendOperator, SceneDefaults
+from ._context import (OpError, StatePoll, active_action, object_and_action_after_call, read_motion,
+                       smpl_object)
 
 PROP = "dposer_plausibility"
 DATA_PATH = f'["{PROP}"]'
@@ -24,17 +25,15 @@ def plausibility_fcurve(obj: Any) -> Any:
     ad = obj.animation_data
     if ad is None or ad.action is None:
         return None
-    for fc in aio.action_fcurves(ad.action, obj):
+    for fc in fcurves.action_fcurves(ad.action, obj):
         if fc.data_path == DATA_PATH:
             return fc
     return None
 
 
 def read_curve(fc: Any) -> tuple[np.ndarray, np.ndarray]:
-    n = len(fc.keyframe_points)
-    co = np.empty(2 * n, dtype=np.float32)
-    fc.keyframe_points.foreach_get("co", co)
-    return co[0::2].astype(np.float64), co[1::2].astype(np.float64)
+    frames, values = fcurves.read_keys(fc)
+    return frames.astype(np.float64), values.astype(np.float64)
 
 
 class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
@@ -64,16 +63,9 @@ class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
         obj[PROP] = float(scores[0])
         ui = obj.id_properties_ui(PROP)
         ui.update(description="DPoser per-frame plausibility score (higher = less plausible)")
-        cont = fcurve_container(obj, action)
-        fc = get_fcurve(cont, DATA_PATH, 0, "DPoser")
-        kps = fc.keyframe_points
-        kps.clear()
-        kps.add(len(frames))
-        co = np.empty(2 * len(frames), dtype=np.float32)
-        co[0::2], co[1::2] = frames, scores
-        kps.foreach_set("co", co)
-        kps.foreach_set("interpolation", np.full(len(frames), aio._INTERP["LINEAR"], np.int32))  # noqa: SLF001
-        fc.update()
+        fc = fcurves.fcurve(fcurves.container_of(obj, action, create=True), DATA_PATH, 0, "DPoser")
+        fc.keyframe_points.clear()
+        fcurves.write_keys(fc, frames, scores, "LINEAR")
         fc.lock = True
         worst = int(np.argmax(scores))
         self.report({'INFO'}, f"Scored {len(frames)} frames: mean {scores.mean():.3f}, worst {scores[worst]:.3f} "
@@ -81,7 +73,7 @@ class DPOSER_OT_plausibility(BackendOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
-class DPOSER_OT_select_worst_frames(StatePoll, bpy.types.Operator):
+class DPOSER_OT_select_worst_frames(StatePoll, SceneDefaults, bpy.types.Operator):
     """Mark the least plausible frames with timeline markers (and go to the worst)"""
 
     bl_idname = "dposer.select_worst_frames"
@@ -91,6 +83,9 @@ class DPOSER_OT_select_worst_frames(StatePoll, bpy.types.Operator):
     count: IntProperty(name="Count", description="How many frames to mark", default=5, min=1, max=1000)
 
     missing_state = "No plausibility curve yet: run Plausibility first"
+
+    def scene_defaults(self, settings: Any) -> dict[str, Any]:
+        return {"count": settings.worst_count}
 
     @classmethod
     def has_state(cls, context: Any) -> bool:

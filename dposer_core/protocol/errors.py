@@ -1,16 +1,17 @@
 """Stable error codes and the exceptions that carry them across the process boundary.
 
 One definition for the server, the tasks, the CLI, the client and the test stubs: the server maps an
-exception to its code by class (:func:`code_of`), never by name.
+exception to its code by class, never by name (``BadInput`` -> ``bad_input``, ``TaskCancelled`` ->
+``cancelled``; both are defined in the leaf :mod:`dposer_core.errors` and re-exported here).
 """
 
 from __future__ import annotations
 
 __all__ = ["MAX_MESSAGE_CHARS", "BAD_REQUEST", "BAD_INPUT", "WEIGHTS_MISSING", "WEIGHTS_INVALID", "CANCELLED",
            "OUT_OF_MEMORY", "INTERNAL", "FEATURE_UNAVAILABLE", "ERROR_CODES", "ProtocolError", "BadInput",
-           "TaskCancelled", "clip"]
+           "TaskCancelled", "clip", "bad_request", "bad_input"]
 
-from typing import Any
+from ..errors import BadInput, TaskCancelled, clip
 
 MAX_MESSAGE_CHARS = 1000
 """Error messages are cut to this many characters; echoed input is cut much shorter (:func:`clip`)."""
@@ -46,23 +47,11 @@ class ProtocolError(ValueError):
         self.request_id = request_id
 
 
-class BadInput(ValueError):
-    """A task got an array of the wrong shape, NaN/inf values, an out-of-range value or an unknown joint
-    name (protocol code ``bad_input``). ``str(err)`` is one line."""
+def bad_request(message: str) -> ProtocolError:
+    """A ``bad_request`` error: the message is not well formed (JSON type, unknown or missing field)."""
+    return ProtocolError(BAD_REQUEST, message)
 
 
-class TaskCancelled(RuntimeError):
-    """``should_cancel()`` returned True; the task stopped (within one step) and returns nothing
-    (protocol code ``cancelled``)."""
-
-
-def clip(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (with the full length), for echoing input."""
-    text = value if isinstance(value, str) else repr(value)
-    if isinstance(value, str):
-        text = repr(value[:limit + 1])
-    if len(text) <= limit + 2:
-        return text
-    n = len(value) if isinstance(value, (str, bytes, list, tuple, dict)) else None
-    return text[:limit] + "..." + (f" ({n:,} characters)" if isinstance(value, str) else
-                                   f" ({n:,} items)" if n is not None else "")
+def bad_input(message: str) -> ProtocolError:
+    """A ``bad_input`` error: well formed, but a value is unusable (shape, range, NaN, joint name)."""
+    return ProtocolError(BAD_INPUT, message)

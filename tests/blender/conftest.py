@@ -30,6 +30,9 @@ os.environ["BLENDER_USER_RESOURCES"] = _USER_DIR
 
 import bpy  # noqa: E402  (after BLENDER_USER_RESOURCES)
 
+from dposer_blender.dposer_core.constants import shipped_weights  # noqa: E402
+from operator_helpers import backend_python  # noqa: E402
+
 _FK_SCRIPT = r"""
 import sys, numpy as np, torch
 sys.path.insert(0, sys.argv[3])
@@ -41,11 +44,6 @@ trans = torch.tensor(d["trans"], dtype=torch.float64)
 joints, _ = forward_kinematics(body, root, trans, num_joints=24)
 np.save(sys.argv[2], joints.numpy())
 """
-
-
-def backend_python() -> str:
-    """The Python with torch that runs the backend (``$DPOSER_PYTHON`` or ``.venv/bin/python``)."""
-    return os.environ.get("DPOSER_PYTHON") or str(REPO / ".venv" / "bin" / "python")
 
 
 @pytest.fixture(scope="session")
@@ -103,27 +101,25 @@ def expected_joints(backend_fk, random_poses) -> np.ndarray:
 # --------------------------------------------------------------------------- DPoser operators (real backend)
 
 _TINY_SCRIPT = r"""
-import importlib.util, sys
+import sys
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("tiny_checkpoint", sys.argv[2])
-mod = importlib.util.module_from_spec(spec)
-sys.path.insert(0, sys.argv[3])
-spec.loader.exec_module(mod)
-mod.make_tiny_checkpoint(Path(sys.argv[1]))
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+from tiny_checkpoint import make_tiny_checkpoint
+make_tiny_checkpoint(Path(sys.argv[1]))
 """
 
 
 @pytest.fixture(scope="session")
 def dposer_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The shipped checkpoint when it exists, else a tiny random one made by the backend Python."""
-    shipped = REPO / "weights" / "dposer_cmu_bandai.pt"
+    shipped = shipped_weights(REPO)
     if shipped.is_file():
         return str(shipped)
     py = backend_python()
     if not Path(py).exists():
         pytest.fail(f"backend Python {py} not found; set DPOSER_PYTHON to a Python with torch")
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    proc = subprocess.run([py, "-c", _TINY_SCRIPT, str(path), str(REPO / "tests/backend/evaluation/tiny_checkpoint.py"),
+    proc = subprocess.run([py, "-c", _TINY_SCRIPT, str(path), str(REPO / "tests/backend/evaluation"),
                            str(REPO)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     if proc.returncode != 0:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from dposer_blender import armature, mannequin, pose_convert as pc
+from dposer_blender.blender import armature, mannequin
+from dposer_blender.blender import rig as smpl_rig
+from dposer_blender.core import pose_convert as pc
 from dposer_blender.dposer_core.skeleton import joint_names, smpl_skeleton
 
 
@@ -88,7 +90,7 @@ def test_mannequin_follows_the_pose() -> None:
     names = joint_names()
     pose = np.zeros((21, 3))
     pose[names.index("left_shoulder") - 1] = (0.0, 0.0, -1.3)  # left arm down
-    pc.apply_smpl_pose(obj, pose, None)
+    smpl_rig.apply_smpl_pose(obj, pose, None)
     bpy.context.view_layer.update()
     dg = bpy.context.evaluated_depsgraph_get()
     ev = body.evaluated_get(dg)

@@ -16,9 +16,8 @@ import bpy
 import numpy as np
 import pytest
 
-from dposer_blender import action_io as aio
-from dposer_blender import armature
-from dposer_blender.operators import _base
+from dposer_blender.blender import actions, armature, fcurves, ghosts
+from dposer_blender.operators import _context
 from dposer_blender.operators import complete as complete_ops
 from dposer_blender.operators import inbetween as inbetween_ops
 from dposer_blender.operators import sample as sample_ops
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("dposer_addon")
 
 def stand_in(op_cls: type, **props):
     """An object with ``op_cls``'s Python methods and class attributes, and ``props`` as plain attributes
-    (reports collected)."""
+    (reports collected; ``props`` count as set, as a caller's would, the others come from the scene settings)."""
     ns = {k: v for k, v in vars(op_cls).items() if not k.startswith("__")}
     for base in op_cls.__mro__:  # the first definition along the MRO wins, as in Python
         if not base.__module__.startswith("dposer_blender"):
@@ -38,6 +37,7 @@ def stand_in(op_cls: type, **props):
                 ns[k] = v
     ns.update(_blocking=lambda self, context: False, _add_modal_handler=lambda self, context: None,
               report=lambda self, kind, msg: self.reports.append((set(kind), msg)),
+              properties=SimpleNamespace(is_property_set=lambda name, ghost=True: name in props),
               progress_label=getattr(op_cls, "progress_label", "Working"))
     cls = type(f"StandIn_{op_cls.__name__}", (), ns)
     obj = cls()
@@ -92,9 +92,9 @@ def test_modal_sample_writes_once_at_the_end(dposer_addon) -> None:
     op = stand_in(sample_ops.DPOSER_OT_sample, n=3, seed=2, steps=3, sampler="ddim")
     assert op.invoke(ctx, None) == {'RUNNING_MODAL'}
     assert runtime.progress() is not None and runtime.progress().label == "Sampling"
-    assert not sample_ops.ghosts_of(obj)  # nothing written while it runs
+    assert not ghosts.ghosts_of(obj)  # nothing written while it runs
     assert drive(op, ctx) == {'FINISHED'}, op.reports
-    assert len(sample_ops.ghosts_of(obj)) == 3
+    assert len(ghosts.ghosts_of(obj)) == 3
     assert runtime.progress() is None  # progress cleared
     assert op._timer is None  # the window-manager timer was removed
     assert any("3 candidate poses" in m for _, m in op.reports)
@@ -106,13 +106,13 @@ def test_modal_escape_cancels_and_leaves_the_scene_unchanged(dposer_addon) -> No
     bpy.context.view_layer.objects.active = obj
     rng = np.random.default_rng(0)
     for f in (1, 30):
-        aio.key_smpl_pose(obj, f, rng.normal(0, 0.3, 63), rng.normal(0, 0.2, 3))
+        actions.key_smpl_pose(obj, f, rng.normal(0, 0.3, 63), rng.normal(0, 0.2, 3))
     bpy.context.scene.frame_set(10)
     action = obj.animation_data.action
 
     def snapshot():
         out = {}
-        for fc in aio.action_fcurves(action, obj):
+        for fc in fcurves.action_fcurves(action, obj):
             co = np.empty(2 * len(fc.keyframe_points), np.float32)
             fc.keyframe_points.foreach_get("co", co)
             out[(fc.data_path, fc.array_index)] = co.tobytes()
@@ -139,7 +139,7 @@ def test_modal_escape_cancels_and_leaves_the_scene_unchanged(dposer_addon) -> No
     assert op.invoke(bpy.context, None) == {'RUNNING_MODAL'}
     assert op.modal(bpy.context, RealEventShape('MOUSEMOVE')) == {'PASS_THROUGH'}
     assert drive(op, bpy.context) == {'FINISHED'}
-    m = aio.read_smpl_motion(obj)
+    m = actions.read_smpl_motion(obj)
     assert len(m["frames"]) == 30
 
 
@@ -149,10 +149,33 @@ def test_modal_backend_error_is_reported(dposer_addon) -> None:
     op = stand_in(complete_ops.DPOSER_OT_complete, hypotheses=2, steps=3, seed=0)
     for pb in obj.pose.bones:
         pb.lock_rotation = (True, True, True)
-    with pytest.raises(_base.OpError):
+    with pytest.raises(_context.OpError):
         op.build_request(bpy.context)
     assert op.invoke(bpy.context, None) == {'CANCELLED'}
     assert any("nothing to complete" in m for _, m in op.reports)
+
+
+def test_invoke_takes_the_properties_it_was_not_given_from_the_scene_settings(dposer_addon) -> None:
+    s = bpy.context.scene.dposer
+    s.n, s.random_seed, s.seed, s.auto_steps, s.steps, s.sampler = 3, False, 7, False, 12, "ode"
+    op = stand_in(sample_ops.DPOSER_OT_sample, n=2)
+    op.take_scene_defaults(bpy.context)
+    assert (op.n, op.seed, op.steps, op.sampler) == (2, 7, 12, "ode")  # n was given: kept
+    s.random_seed, s.auto_steps = True, True
+    op = stand_in(sample_ops.DPOSER_OT_sample)
+    op.take_scene_defaults(bpy.context)
+    assert (op.n, op.seed, op.steps) == (3, -1, 0)
+    s.use_auto_range, s.frame_a, s.frame_b, s.ease, s.root = False, 3, 9, "ease_in", "KEEP"
+    op = stand_in(inbetween_ops.DPOSER_OT_inbetween, seed=0)
+    op.take_scene_defaults(bpy.context)
+    assert (op.frame_a, op.frame_b, op.ease, op.root) == (3, 9, "ease_in", "KEEP")
+    s.use_auto_range = True
+    op.take_scene_defaults(bpy.context)
+    assert (op.frame_a, op.frame_b) == (-1, -1)
+    s.hypotheses, s.photo_hypotheses = 7, 3
+    op = stand_in(complete_ops.DPOSER_OT_complete)
+    op.take_scene_defaults(bpy.context)
+    assert op.hypotheses == 7
 
 
 # --------------------------------------------------------------------------- panel draw code
@@ -193,7 +216,7 @@ def test_panels_draw_in_every_state(dposer_addon) -> None:
     bpy.ops.dposer.complete(hypotheses=2, steps=3, seed=0)
     rng = np.random.default_rng(0)
     for f in (1, 5):
-        aio.key_smpl_pose(obj, f, rng.normal(0, 0.3, 63))
+        actions.key_smpl_pose(obj, f, rng.normal(0, 0.3, 63))
     bpy.context.scene.frame_set(2)
     bpy.ops.dposer.plausibility()
     log = _draw_all(bpy.context)
@@ -238,7 +261,7 @@ def test_an_exception_in_the_result_handler_cleans_up(dposer_addon) -> None:
     assert runtime.progress() is None and op._timer is None
     errors = [m for k, m in op.reports if 'ERROR' in k]
     assert len(errors) == 1 and "disk on fire" in errors[0]
-    assert not sample_ops.ghosts_of(obj)
+    assert not ghosts.ghosts_of(obj)
     op2 = stand_in(sample_ops.DPOSER_OT_sample, n=2, seed=2, steps=3, sampler="ddim")
     assert op2.invoke(bpy.context, None) == {'RUNNING_MODAL'}  # not refused as busy
     assert drive(op2, bpy.context) == {'FINISHED'}

@@ -10,8 +10,10 @@ import bpy
 import numpy as np
 import pytest
 
-from dposer_blender import armature, runtime
-from dposer_blender import pose_convert as pc
+from dposer_blender import runtime
+from dposer_blender.blender import armature
+from dposer_blender.blender import rig as smpl_rig
+from dposer_blender.dposer_core import rotations_np as rot
 from dposer_blender.operators import photo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("dposer_addon")
 
 
 def _backend_has_mediapipe() -> bool:
-    from conftest import backend_python
+    from operator_helpers import backend_python
 
     proc = subprocess.run([backend_python(), "-c", "import mediapipe"], capture_output=True, timeout=120)
     return proc.returncode == 0
@@ -59,17 +61,17 @@ def test_pose_from_image_poses_the_armature_and_shows_the_photo() -> None:
         pytest.skip("the backend's Python has no mediapipe (pip install --no-deps -r requirements/photo.txt)")
     obj = armature.create_smpl_armature(mannequin=False)
     bpy.context.view_layer.objects.active = obj
-    before, _, _ = pc.read_smpl_pose(obj)
+    before, _, _ = smpl_rig.read_smpl_pose(obj)
     assert bpy.ops.dposer.pose_from_image(filepath=str(PHOTO), hypotheses=3) == {'FINISHED'}
     h = photo.hypotheses(obj)
     assert h is not None and h["count"] == 3 and list(h["scores"]) == sorted(h["scores"])
-    body, root, _ = pc.read_smpl_pose(obj)
-    assert np.abs(pc.axis_angle_to_matrix(body) - pc.axis_angle_to_matrix(h["poses"][0])).max() < 1e-4
+    body, root, _ = smpl_rig.read_smpl_pose(obj)
+    assert np.abs(rot.axis_angle_to_matrix(body) - rot.axis_angle_to_matrix(h["poses"][0])).max() < 1e-4
     emp = bpy.data.objects.get(f"{obj.name} photo")
     assert emp is not None and emp.empty_display_type == 'IMAGE' and emp.data is not None and emp.hide_render
     assert Path(bpy.path.abspath(emp.data.filepath)).resolve() == PHOTO.resolve()
     assert bpy.ops.dposer.photo_flip(direction=1) == {'FINISHED'} and photo.hypotheses(obj)["index"] == 1
     assert bpy.ops.dposer.photo_discard() == {'FINISHED'}
-    after, _, _ = pc.read_smpl_pose(obj)
-    assert np.abs(pc.axis_angle_to_matrix(after) - pc.axis_angle_to_matrix(before)).max() < 1e-5
+    after, _, _ = smpl_rig.read_smpl_pose(obj)
+    assert np.abs(rot.axis_angle_to_matrix(after) - rot.axis_angle_to_matrix(before)).max() < 1e-5
     assert obj.get(photo.PROP) is None

@@ -1,8 +1,9 @@
-"""Packaging: build -> validate -> install -> enable -> use -> disable -> uninstall, on this bpy version."""
+"""Packaging: build -> validate -> install -> enable -> use -> disable -> uninstall, on this bpy version; and
+the import rule that keeps the installed folder free of bytecode."""
 
 from __future__ import annotations
 
-import os
+import ast
 import subprocess
 import sys
 import tomllib
@@ -39,10 +40,15 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
     assert zpath.name.startswith("dposer_blender-") and zpath.is_file()
     with zipfile.ZipFile(zpath) as zf:
         names = set(zf.namelist())
-    assert {"blender_manifest.toml", "__init__.py", "pose_convert.py", "armature.py", "action_io.py",
-            "backend/__init__.py", "backend/assets/smpl_skeleton.json", "backend/engine/kinematics.py"} <= names
+    assert {"blender_manifest.toml", "__init__.py", "core/pose_convert.py", "blender/armature.py",
+            "blender/actions.py", "blender/fcurves.py", "operators/_base.py", "properties.py",
+            "dposer_core/skeleton.py", "dposer_core/smpl_skeleton.json", "backend/__init__.py",
+            "backend/engine/kinematics.py"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") or n.startswith("tests/") or "/tests/" in n
                    for n in names)
+    # the demo / render tooling stays in the checkout
+    assert not any(n.startswith("tools/") or n.endswith("render.py") or "demo" in n for n in names), \
+        sorted(n for n in names if "render" in n or "demo" in n or n.startswith("tools/"))
     weights = sorted((REPO / "weights").glob("*.pt"))
     for w in weights:
         assert f"weights/{w.name}" in names
@@ -64,7 +70,7 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
 
     # use it from the installed location: the skeleton json inside the extension, the user dir outside
     from importlib import import_module
-    arm_mod = import_module(PKG + ".armature")
+    arm_mod = import_module(PKG + ".blender.armature")
     sk_mod = import_module(PKG + ".dposer_core.skeleton")
     assert Path(sk_mod.__file__).resolve().parent == (ext_dir / "dposer_core").resolve()
     assert (ext_dir / "dposer_core" / "smpl_skeleton.json").is_file()
@@ -97,3 +103,25 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
     res = bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id="dposer_blender")
     assert res == {'FINISHED'}
     assert not ext_dir.exists()
+
+
+def _lazy_package_imports(path: Path) -> list[str]:
+    """Imports of the package's own modules (relative ones) inside a function body of ``path`` (but the
+    register-time import of the UI modules, ``dposer_blender._ui_parts``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name != "_ui_parts":
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.level > 0:
+                    out.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return out
+
+
+def test_no_module_of_the_extension_is_imported_inside_a_function() -> None:
+    """``register()`` imports the UI modules under ``no_bytecode()``; a module imported later, by an import
+    inside a function, would write a ``.pyc`` into the installed extension's folder."""
+    files = sorted((REPO / "dposer_blender").rglob("*.py")) + sorted((REPO / "dposer_core").rglob("*.py"))
+    assert files
+    lazy = [hit for f in files if "__pycache__" not in f.parts for hit in _lazy_package_imports(f)]
+    assert lazy == [], lazy

@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 from mathutils import Matrix
 
-from dposer_blender import armature, pose_convert as pc
+from dposer_blender.blender import armature
+from dposer_blender.blender import rig as smpl_rig
+from dposer_blender.core import pose_convert as pc
+from dposer_blender.dposer_core import rotations_np as rot
 from dposer_blender.dposer_core.skeleton import joint_names, smpl_skeleton
 
 TOL = 1e-5
 
 
-def world_heads(obj: bpy.types.Object, rig: pc.SMPLRig) -> np.ndarray:
+def world_heads(obj: bpy.types.Object, rig: smpl_rig.SMPLRig) -> np.ndarray:
     """(24,3) world-space heads of the rig's SMPL bones from the evaluated pose."""
     bpy.context.view_layer.update()
     mw = np.array(obj.matrix_world)
@@ -21,7 +24,7 @@ def world_heads(obj: bpy.types.Object, rig: pc.SMPLRig) -> np.ndarray:
     return heads @ mw[:3, :3].T + mw[:3, 3]
 
 
-def expected_world(obj: bpy.types.Object, rig: pc.SMPLRig, joints_smpl: np.ndarray) -> np.ndarray:
+def expected_world(obj: bpy.types.Object, rig: smpl_rig.SMPLRig, joints_smpl: np.ndarray) -> np.ndarray:
     """Backend FK joints (SMPL frame) -> world space of ``obj`` via C, the rig offset and the object matrix."""
     mw = np.array(obj.matrix_world)
     return pc.smpl_points_to_blender(joints_smpl, rig.offset) @ mw[:3, :3].T + mw[:3, 3]
@@ -60,12 +63,12 @@ def test_pure_numpy_round_trip_batched() -> None:
     rng = np.random.default_rng(0)
     body = rng.normal(0, 0.7, (5, 21, 3))
     root = rng.normal(0, 0.7, (5, 3))
-    rest = pc.axis_angle_to_matrix(rng.normal(0, 1.5, (24, 3)))
+    rest = rot.axis_angle_to_matrix(rng.normal(0, 1.5, (24, 3)))
     q = pc.smpl_to_pose_quats(body.reshape(5, 63), root, rest)
     assert q.shape == (5, 24, 4)
     b2, r2 = pc.pose_quats_to_smpl(q, rest)
-    np.testing.assert_allclose(pc.axis_angle_to_matrix(b2), pc.axis_angle_to_matrix(body), atol=1e-10)
-    np.testing.assert_allclose(pc.axis_angle_to_matrix(r2), pc.axis_angle_to_matrix(root), atol=1e-10)
+    np.testing.assert_allclose(rot.axis_angle_to_matrix(b2), rot.axis_angle_to_matrix(body), atol=1e-10)
+    np.testing.assert_allclose(rot.axis_angle_to_matrix(r2), rot.axis_angle_to_matrix(root), atol=1e-10)
     t = rng.normal(size=(5, 3))
     np.testing.assert_allclose(pc.pelvis_location_to_trans(pc.trans_to_pelvis_location(t, rest[0]), rest[0]), t,
                                atol=1e-12)
@@ -75,11 +78,11 @@ def test_rotation_helpers_agree() -> None:
     rng = np.random.default_rng(1)
     aa = rng.normal(0, 1.0, (100, 3))
     aa[0] = 0.0
-    m = pc.axis_angle_to_matrix(aa)
+    m = rot.axis_angle_to_matrix(aa)
     np.testing.assert_allclose(m @ np.swapaxes(m, -1, -2), np.broadcast_to(np.eye(3), m.shape), atol=1e-12)
-    np.testing.assert_allclose(pc.quat_to_matrix(pc.axis_angle_to_quat(aa)), m, atol=1e-12)
-    np.testing.assert_allclose(pc.quat_to_matrix(pc.matrix_to_quat(m)), m, atol=1e-12)
-    np.testing.assert_allclose(pc.axis_angle_to_matrix(pc.matrix_to_axis_angle(m)), m, atol=1e-10)
+    np.testing.assert_allclose(rot.quat_to_matrix(rot.axis_angle_to_quat(aa)), m, atol=1e-12)
+    np.testing.assert_allclose(rot.quat_to_matrix(rot.matrix_to_quat(m)), m, atol=1e-12)
+    np.testing.assert_allclose(rot.axis_angle_to_matrix(rot.matrix_to_axis_angle(m)), m, atol=1e-10)
 
 
 @pytest.mark.parametrize("placement", ["default", "moved"])
@@ -88,17 +91,17 @@ def test_blender_fk_equals_backend_fk(random_poses, expected_joints, placement: 
     obj = armature.create_smpl_armature(mannequin=False)
     if placement == "moved":  # the conversion is in armature space; the object transform just carries it
         obj.matrix_world = Matrix.Translation((1.0, -2.0, 0.5)) @ Matrix.Rotation(0.7, 4, 'Z')
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = smpl_rig.SMPLRig.from_armature(obj)
     body, root, trans = random_poses
     for n in range(len(body)):
-        pc.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
+        smpl_rig.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
         err = np.abs(world_heads(obj, rig) - expected_world(obj, rig, expected_joints[n])).max()
         assert err < TOL, f"pose {n}: max joint error {err:.2e} m"
 
 
 def test_rest_heads_match_skeleton() -> None:
     obj = armature.create_smpl_armature(mannequin=False)
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = smpl_rig.SMPLRig.from_armature(obj)
     np.testing.assert_allclose(rig.rest_heads, pc.smpl_points_to_blender(smpl_skeleton().rest_joints), atol=1e-6)
     np.testing.assert_allclose(rig.offset, 0.0, atol=1e-6)
 
@@ -106,17 +109,17 @@ def test_rest_heads_match_skeleton() -> None:
 def test_inverse_round_trip(random_poses, expected_joints) -> None:
     """Pose bones -> SMPL axis-angle reproduces the rotations and translation; re-applying gives the same FK."""
     obj = armature.create_smpl_armature(mannequin=False)
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = smpl_rig.SMPLRig.from_armature(obj)
     body, root, trans = random_poses
     for n in range(len(body)):
-        pc.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
-        b2, r2, t2 = pc.read_smpl_pose(obj, rig)
+        smpl_rig.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
+        b2, r2, t2 = smpl_rig.read_smpl_pose(obj, rig)
         assert b2.shape == (21, 3) and r2.shape == (3,) and t2.shape == (3,)
-        np.testing.assert_allclose(pc.axis_angle_to_matrix(b2), pc.axis_angle_to_matrix(body[n]), atol=1e-5)
-        np.testing.assert_allclose(pc.axis_angle_to_matrix(r2), pc.axis_angle_to_matrix(root[n]), atol=1e-5)
+        np.testing.assert_allclose(rot.axis_angle_to_matrix(b2), rot.axis_angle_to_matrix(body[n]), atol=1e-5)
+        np.testing.assert_allclose(rot.axis_angle_to_matrix(r2), rot.axis_angle_to_matrix(root[n]), atol=1e-5)
         np.testing.assert_allclose(t2, trans[n], atol=1e-6)
         armature.reset_pose(obj)
-        pc.apply_smpl_pose(obj, b2, r2, t2, rig)
+        smpl_rig.apply_smpl_pose(obj, b2, r2, t2, rig)
         err = np.abs(world_heads(obj, rig) - expected_world(obj, rig, expected_joints[n])).max()
         assert err < TOL
 
@@ -124,16 +127,16 @@ def test_inverse_round_trip(random_poses, expected_joints) -> None:
 def test_read_pose_from_euler_bones(random_poses, expected_joints) -> None:
     """Bones in an Euler rotation mode are read through their matrix_basis."""
     obj = armature.create_smpl_armature(mannequin=False)
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = smpl_rig.SMPLRig.from_armature(obj)
     body, root, trans = random_poses
-    pc.apply_smpl_pose(obj, body[2], root[2], trans[2], rig)
+    smpl_rig.apply_smpl_pose(obj, body[2], root[2], trans[2], rig)
     for name in ("left_knee", "spine2", "right_elbow"):
         pb = obj.pose.bones[name]
         e = pb.rotation_quaternion.to_euler('XYZ')
         pb.rotation_mode = 'XYZ'
         pb.rotation_euler = e
-    b2, r2, t2 = pc.read_smpl_pose(obj, rig)
-    np.testing.assert_allclose(pc.axis_angle_to_matrix(b2), pc.axis_angle_to_matrix(body[2]), atol=1e-5)
+    b2, r2, t2 = smpl_rig.read_smpl_pose(obj, rig)
+    np.testing.assert_allclose(rot.axis_angle_to_matrix(b2), rot.axis_angle_to_matrix(body[2]), atol=1e-5)
 
 
 @pytest.mark.parametrize("style", ["smplx_names", "smpl_fbx_names"])
@@ -148,43 +151,43 @@ def test_smplx_addon_style_rig(random_poses, expected_joints, style: str) -> Non
             return "m_avg_" + n.capitalize()
         names = [fbx(n) for n in names]
     obj = make_smplx_style_rig(names)
-    ok, reason = pc.check_smpl_armature(obj)
+    ok, reason = smpl_rig.check_smpl_armature(obj)
     assert ok, reason
-    rig = pc.SMPLRig.from_armature(obj)
+    rig = smpl_rig.SMPLRig.from_armature(obj)
     assert rig.bone_names[22] is None and rig.bone_names[23] is None
     assert rig.bone_names[1] == names[1]
     np.testing.assert_allclose(rig.rest_rots[:22], np.broadcast_to(pc.SMPL_TO_BLENDER, (22, 3, 3)), atol=1e-6)
     body, root, trans = random_poses
     for n in range(1, len(body)):
-        pc.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
+        smpl_rig.apply_smpl_pose(obj, body[n], root[n], trans[n], rig)
         # on such a rig (rest rotation == C) the pose-bone quaternion is the SMPL rotation itself, which
         # is how the SMPL-X add-on sets poses (rotation_quaternion = Quaternion(axis, angle))
         q = np.array(tuple(obj.pose.bones[names[4]].rotation_quaternion))
-        np.testing.assert_allclose(pc.quat_to_matrix(q), pc.axis_angle_to_matrix(body[n][3]), atol=1e-6)
+        np.testing.assert_allclose(rot.quat_to_matrix(q), rot.axis_angle_to_matrix(body[n][3]), atol=1e-6)
         got = world_heads(obj, rig)[:22]
         err = np.abs(got - expected_world(obj, rig, expected_joints[n])[:22]).max()
         assert err < TOL, f"pose {n}: max joint error {err:.2e} m"
-        b2, r2, t2 = pc.read_smpl_pose(obj, rig)
-        np.testing.assert_allclose(pc.axis_angle_to_matrix(b2), pc.axis_angle_to_matrix(body[n]), atol=1e-5)
+        b2, r2, t2 = smpl_rig.read_smpl_pose(obj, rig)
+        np.testing.assert_allclose(rot.axis_angle_to_matrix(b2), rot.axis_angle_to_matrix(body[n]), atol=1e-5)
         np.testing.assert_allclose(t2, trans[n], atol=1e-6)
 
 
 def test_smpl_likeness_check() -> None:
-    ok, reason = pc.check_smpl_armature(None)
+    ok, reason = smpl_rig.check_smpl_armature(None)
     assert not ok and "No active object" in reason
     me = bpy.data.meshes.new("m")
     mesh_obj = bpy.data.objects.new("Cube", me)
-    ok, reason = pc.check_smpl_armature(mesh_obj)
+    ok, reason = smpl_rig.check_smpl_armature(mesh_obj)
     assert not ok and "not an armature" in reason
     obj = armature.create_smpl_armature(mannequin=False)
-    assert pc.check_smpl_armature(obj) == (True, "")
+    assert smpl_rig.check_smpl_armature(obj) == (True, "")
     bpy.context.view_layer.objects.active = obj
     bpy.ops.object.mode_set(mode='EDIT')
     for n in ("left_knee", "head"):
         obj.data.edit_bones.remove(obj.data.edit_bones[n])
     bpy.ops.object.mode_set(mode='OBJECT')
-    ok, reason = pc.check_smpl_armature(obj)
+    ok, reason = smpl_rig.check_smpl_armature(obj)
     assert not ok
     assert "missing bones left_knee, head" in reason, reason
     with pytest.raises(ValueError, match="left_knee"):
-        pc.SMPLRig.from_armature(obj)
+        smpl_rig.SMPLRig.from_armature(obj)

@@ -1,21 +1,39 @@
 """Helpers for the client tests (uniquely named: `conftest` is not importable by name across test dirs).
 
-The client package is loaded by path (as its own package) so the extension's ``__init__`` (which
-imports bpy) is never run and bpy is never needed."""
+The client is imported as ``dposer_blender.client``: the extension's ``__init__`` imports bpy only inside
+``register()``, so no bpy is needed."""
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
+import shutil
 from pathlib import Path
-from types import ModuleType
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_DIR = REPO / "dposer_blender" / "client"
 SHIPPED_WEIGHTS = REPO / "weights" / "dposer_cmu_bandai.pt"
-STUB_TASKS = REPO / "tests" / "backend" / "server" / "stub_tasks.py"
+STUB_SERVER = REPO / "tests" / "backend" / "server" / "stub_server.py"
+NO_CACHE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def stub_argv(argv):  # noqa: ANN001, ANN201
+    """Wrap a client's ``server_argv``: start ``stub_server.py`` (the stub tasks) in place of ``-m backend.server``."""
+    return lambda python: [python, "-B", str(STUB_SERVER), *argv(python)[4:]]
+
+
+def packaged_extension(folder: Path, full_backend: bool = False) -> Path:
+    """The zip's layout in ``folder``: the extension's ``__init__.py``, ``client/``, ``dposer_core/`` (a copy)
+    and ``backend/`` (only its ``__init__.py`` unless ``full_backend``). Import it as ``<folder.name>``."""
+    folder.mkdir(parents=True)
+    shutil.copy(REPO / "dposer_blender" / "__init__.py", folder / "__init__.py")
+    shutil.copytree(CLIENT_DIR, folder / "client", ignore=NO_CACHE)
+    shutil.copytree(REPO / "dposer_core", folder / "dposer_core", ignore=NO_CACHE)
+    if full_backend:
+        shutil.copytree(REPO / "backend", folder / "backend", ignore=NO_CACHE)
+    else:
+        (folder / "backend").mkdir()
+        shutil.copy(REPO / "backend" / "__init__.py", folder / "backend" / "__init__.py")
+    return folder
+
 
 TINY_CKPT_CODE = """
 import sys, torch
@@ -26,18 +44,3 @@ cfg = NetworkConfig(dim=63, hidden=64, n_blocks=1, time_embed_dim=32, dropout=0.
 save_checkpoint(sys.argv[1], Checkpoint(config=cfg, state_dict=ScoreMLP(cfg).state_dict(), mean=torch.zeros(63),
                 std=torch.full((63,), 0.3), provenance=make_provenance("tiny random test network", 0)))
 """
-
-
-def load_client_package(client_dir: Path = CLIENT_DIR, name: str = "dposer_client_under_test") -> ModuleType:
-    """Import ``client_dir`` as the package ``name`` (relative imports inside work as usual)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    init = client_dir / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(client_dir)])
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-

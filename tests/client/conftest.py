@@ -11,13 +11,14 @@ from typing import Iterator
 
 import pytest
 
-from client_helpers import REPO, SHIPPED_WEIGHTS, STUB_TASKS, TINY_CKPT_CODE, load_client_package
+import dposer_blender.client
+from client_helpers import REPO, SHIPPED_WEIGHTS, TINY_CKPT_CODE, stub_argv
 
 
 @pytest.fixture(scope="session")
 def client_pkg() -> ModuleType:
     assert "bpy" not in sys.modules
-    return load_client_package()
+    return dposer_blender.client
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +52,8 @@ def stub_client_factory(client_pkg: ModuleType, weights: Path, tmp_path: Path) -
     def make(step_s: float = 0.01, extra_args: tuple[str, ...] = (), **kw: object) -> object:
         c = client_pkg.BackendClient(python=sys.executable, weights=str(weights), device="cpu",
                                      log_path=str(tmp_path / f"s{len(made)}.log"),
-                                     server_args=("--tasks-module", str(STUB_TASKS), *extra_args),
-                                     env={"STUB_STEP_S": str(step_s)}, **kw)
+                                     server_args=extra_args, env={"STUB_STEP_S": str(step_s)}, **kw)
+        c.server_argv = stub_argv(c.server_argv)
         made.append(c)
         return c
 

@@ -17,7 +17,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from client_helpers import CLIENT_DIR, REPO, STUB_TASKS
+from client_helpers import REPO, packaged_extension
 
 
 def _has(mod: str) -> bool:
@@ -30,41 +30,38 @@ def _has(mod: str) -> bool:
 
 
 def test_client_is_bpy_and_torch_free() -> None:
-    code = textwrap.dedent(f"""
-        import sys, importlib.util
-        d = {str(CLIENT_DIR)!r}
-        spec = importlib.util.spec_from_file_location("c", d + "/__init__.py", submodule_search_locations=[d])
-        m = importlib.util.module_from_spec(spec); sys.modules["c"] = m; spec.loader.exec_module(m)
-        c = m.BackendClient()
+    code = textwrap.dedent("""
+        import sys
+        from dposer_blender.client import BackendClient
+        c = BackendClient()
         assert not c.is_running and c.pid is None
         bad = [k for k in ("torch", "bpy", "backend") if k in sys.modules]
         assert not bad, bad
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/", env=env)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
 def test_packaged_layout_finds_backend_inside_extension(tmp_path: Path) -> None:
-    """In the zip, backend/ sits inside the extension folder next to client/."""
-    ext = tmp_path / "dposer_blender"
-    shutil.copytree(CLIENT_DIR, ext / "client", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "backend" / "protocol", ext / "backend" / "protocol",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "backend" / "__init__.py", ext / "backend" / "__init__.py")
-    shutil.copy(REPO / "backend" / "server.py", ext / "backend" / "server.py")
+    """In the zip, backend/ and dposer_core/ sit inside the extension folder next to client/; the client
+    imports the extension's own dposer_core (relative import), never the checkout's."""
+    ext = packaged_extension(tmp_path / "extensions" / "dposer_ext")
     code = textwrap.dedent(f"""
-        import sys, importlib.util
-        d = {str(ext / "client")!r}
-        spec = importlib.util.spec_from_file_location("c", d + "/__init__.py", submodule_search_locations=[d])
-        m = importlib.util.module_from_spec(spec); sys.modules["c"] = m; spec.loader.exec_module(m)
+        import sys
+        sys.path.insert(0, {str(ext.parent)!r})
+        import dposer_ext.client as m
         assert str(m.backend_root()) == {str(ext)!r}, m.backend_root()
         assert m.repo_root() is None
-        s = m.load_schema()
-        assert s.__file__.startswith({str(ext)!r}) and s.PROTOCOL_VERSION
+        S = sys.modules["dposer_ext.dposer_core.protocol"]
+        assert S.__file__.startswith({str(ext)!r}) and S.PROTOCOL_VERSION
+        assert "dposer_core" not in sys.modules and "dposer_blender" not in sys.modules
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-B", "-c", code], capture_output=True, text=True, timeout=60, cwd="/",
+                         env=env)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
@@ -86,7 +83,10 @@ def test_every_request_type_through_the_client(client: object, client_pkg: Modul
     assert isinstance(r.poses, np.ndarray) and r.poses.shape == (4, 63) and r.poses.dtype == np.float32
     assert c.call("variations", pose=pose, strength=0.2, n=3, seed=1).poses.shape == (3, 63)  # type: ignore[attr-defined]
     ib = c.call("inbetween", keys=np.stack([pose, -pose, pose]), n_frames=2, steps=2)  # type: ignore[attr-defined]
-    assert ib.poses.shape == (7, 63) and ib.root_orient is None
+    assert ib.poses.shape == (7, 63) and ib.root_orient is None and ib.trans is None
+    trans = np.array([[0.0, 0.9, 0.0], [1.0, 0.9, 0.0], [1.0, 1.2, 2.0]], np.float32)
+    ib = c.call("inbetween", keys=np.stack([pose, -pose, pose]), n_frames=2, steps=2, trans=trans)  # type: ignore[attr-defined]
+    assert ib.trans.shape == (7, 3) and np.allclose(ib.trans[::3], trans)  # the keys' translations, exactly
     cp = c.call("complete", pose=pose, keep=[True] * 10 + [False] * 11, n_hypotheses=2, steps=4)  # type: ignore[attr-defined]
     assert cp.poses.shape == (1, 2, 63) and np.array_equal(cp.poses[0, 0, :30], pose[:30])
     dn = c.call("denoise", poses=np.tile(pose, (6, 1)), noise_mm=20.0)  # type: ignore[attr-defined]
@@ -94,13 +94,10 @@ def test_every_request_type_through_the_client(client: object, client_pkg: Modul
     sc = c.call("score", poses=np.tile(pose, (300, 1)))  # base64 both ways  # type: ignore[attr-defined]
     assert sc.pose.shape == (300,) and sc.joints.shape == (300, 21)
     if _has("backend.data.retarget"):
-        import importlib.util
+        sys.path.insert(0, str(REPO / "tests" / "backend" / "server"))
+        from server_helpers import write_test_bvh
 
-        spec = importlib.util.spec_from_file_location(
-            "dposer_server_test_helpers", REPO / "tests" / "backend" / "server" / "server_helpers.py")
-        helpers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(helpers)  # type: ignore[union-attr]
-        m = c.call("retarget_bvh", path=str(helpers.write_test_bvh(tmp_path / "w.bvh")))  # type: ignore[attr-defined]
+        m = c.call("retarget_bvh", path=str(write_test_bvh(tmp_path / "w.bvh")))  # type: ignore[attr-defined]
         assert m.body_pose.shape[1] == 63 and m.fps == 30.0
     with pytest.raises(client_pkg.BackendError) as e:
         c.call("read_amass", path=str(tmp_path / "missing.npz"))  # type: ignore[attr-defined]
@@ -200,7 +197,7 @@ def test_crash_twice_then_report(stub_client_factory, client_pkg: ModuleType) ->
     with pytest.raises(client_pkg.BackendUnavailable) as e2:
         c.call("ping", timeout=60)
     assert "crashed twice" in e2.value.message
-    c.server_args = ("--tasks-module", str(STUB_TASKS))
+    c.server_args = ()
     c.restart()  # the user's "Restart backend" button
     assert c.ping() < 60
 
@@ -212,7 +209,7 @@ def test_protocol_mismatch_is_reported(client_pkg: ModuleType, tmp_path: Path, m
                     "'torch_version': 'x', 'device': 'cpu'}), flush=True)\n"
                     "for line in sys.stdin: pass\n")
     c = client_pkg.BackendClient(python=sys.executable, log_path=str(tmp_path / "x.log"))
-    monkeypatch.setattr(c, "_argv", lambda py: [py, str(fake)])
+    monkeypatch.setattr(c, "server_argv", lambda py: [py, str(fake)])
     try:
         with pytest.raises(client_pkg.BackendUnavailable) as e:
             c.call("ping", timeout=30)
@@ -224,7 +221,7 @@ def test_protocol_mismatch_is_reported(client_pkg: ModuleType, tmp_path: Path, m
 # ---------------------------------------------------------------------------------------- discovery
 
 def test_discovery_order(client_pkg: ModuleType, tmp_path: Path, monkeypatch) -> None:
-    disc = sys.modules[client_pkg.__name__ + ".discovery"]
+    disc = client_pkg.discovery
     monkeypatch.delenv("DPOSER_PYTHON", raising=False)
     # preference wins
     assert disc.find_python(sys.executable).source == "preference"
@@ -241,7 +238,7 @@ def test_discovery_order(client_pkg: ModuleType, tmp_path: Path, monkeypatch) ->
 
 
 def test_discovery_failure_says_how_to_fix(client_pkg: ModuleType, tmp_path: Path, monkeypatch) -> None:
-    disc = sys.modules[client_pkg.__name__ + ".discovery"]
+    disc = client_pkg.discovery
     no_torch = shutil.which("python3") or "/usr/bin/python3"
     fake_repo = tmp_path / "repo"
     (fake_repo / "scripts").mkdir(parents=True)
@@ -263,7 +260,7 @@ def test_discovery_failure_says_how_to_fix(client_pkg: ModuleType, tmp_path: Pat
     assert "DPOSER_PYTHON" in msg
     # the client turns it into BackendUnavailable with the same text
     c = client_pkg.BackendClient(python=pref)
-    monkeypatch.setattr(sys.modules[client_pkg.__name__ + ".backend_client"], "find_python", disc.find_python)
+    monkeypatch.setattr(client_pkg.backend_client, "find_python", disc.find_python)
     with pytest.raises(client_pkg.BackendUnavailable) as e2:
         c.call("ping")
     assert "pip install" in e2.value.message

@@ -5,7 +5,6 @@ text, the crashed-twice rule after hello, and the per-session array folder."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from client_helpers import CLIENT_DIR, REPO
+from dposer_core import protocol as S
+
+from client_helpers import packaged_extension
 
 
 def _result_in_thread(fut: object, limit: float) -> BaseException | object:
@@ -46,19 +47,16 @@ def _wait(cond, limit: float = 20.0) -> None:  # noqa: ANN001
 
 
 def test_installed_extension_gets_no_pyc_and_server_cwd_is_outside(tmp_path: Path, weights: Path) -> None:
-    """A packaged extension (client/ + backend/ in one folder) runs a real session; afterwards the
-    folder holds no ``__pycache__`` / ``.pyc``, and the server's cwd was not inside it. The test's own
-    process imports the client with -B and runs without PYTHONDONTWRITEBYTECODE, so only the
+    """A packaged extension (client/, dposer_core/ and backend/ in one folder) runs a real session;
+    afterwards the folder holds no ``__pycache__`` / ``.pyc``, and the server's cwd was not inside it. The
+    test's own process imports the client with -B and runs without PYTHONDONTWRITEBYTECODE, so only the
     client's way of starting the server decides."""
-    ext = tmp_path / "extensions" / "dposer_blender"
-    shutil.copytree(CLIENT_DIR, ext / "client", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "backend", ext / "backend", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    ext = packaged_extension(tmp_path / "extensions" / "dposer_ext", full_backend=True)
     assert not list(ext.rglob("*.pyc"))
     code = textwrap.dedent(f"""
-        import os, sys, importlib.util
-        d = {str(ext / "client")!r}
-        spec = importlib.util.spec_from_file_location("c", d + "/__init__.py", submodule_search_locations=[d])
-        m = importlib.util.module_from_spec(spec); sys.modules["c"] = m; spec.loader.exec_module(m)
+        import os, sys
+        sys.path.insert(0, {str(ext.parent)!r})
+        import dposer_ext.client as m
         c = m.BackendClient(python=sys.executable, weights={str(weights)!r}, device="cpu",
                             log_path={str(tmp_path / "server.log")!r})
         assert c.call("sample", n=1, steps=2, seed=1, timeout=300).poses.shape == (1, 63)
@@ -115,7 +113,8 @@ def test_idle_kill_message_has_no_template_and_says_idle(stub_client_factory, cl
     c = stub_client_factory()
     c.start()
     os.kill(c.pid, signal.SIGKILL)
-    _wait(lambda: c.state == "error")
+    _wait(lambda: c.last_error is not None)  # state says "error" as soon as the process is gone, a moment earlier
+    assert c.state == "error"
     msg = c.last_error.message
     assert "while idle" in msg and "while running" not in msg and "{" not in msg, msg
     assert "SIGKILL" in msg and "restarted" in msg
@@ -157,7 +156,6 @@ def test_session_array_folder(stub_client_factory, client_pkg: ModuleType) -> No
     c.start()
     folder = Path(c.array_dir)
     assert folder.is_dir() and oct(folder.stat().st_mode & 0o777) == "0o700"
-    S = client_pkg.load_schema()
     wire = S.Array.from_value(np.full((4, 3), 0.25, np.float32)).to_file(str(folder / "trans.f32"))
     res = c.call("denoise", poses=np.zeros((4, 63)), trans=wire, timeout=120)
     assert res.poses.shape == (4, 63)

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from backend.data.amass import R_ZUP_TO_YUP, read_amass
-from backend.data.retarget import smpl_fk_np
+from dposer_core.kinematics_np import forward_kinematics
 
 
 def write_amass(path: Path, T: int = 40, width: int = 156, gender: object = "female",
@@ -44,8 +44,8 @@ def test_formats(tmp_path: Path, width: int, n_betas: int, gender: object, fps_k
 def test_zup_to_yup_moves_body_rigidly(tmp_path: Path) -> None:
     a = write_amass(tmp_path / "x.npz", T=10)
     m = read_amass(tmp_path / "x.npz", fps=None)
-    P_z, _ = smpl_fk_np(a["poses"][:, 3:66], a["poses"][:, :3], a["trans"])
-    P_y, G_y = smpl_fk_np(m.body_pose, m.root_orient, m.trans)
+    P_z = forward_kinematics(a["poses"][:, 3:66], a["poses"][:, :3], a["trans"], num_joints=24)
+    P_y = forward_kinematics(m.body_pose, m.root_orient, m.trans, num_joints=24)
     np.testing.assert_allclose(P_y, P_z @ R_ZUP_TO_YUP.T, atol=1e-5)
     # root was +90 deg about X in Z-up (an upright AMASS body): upright in Y-up -> head above pelvis
     assert np.all(P_y[:, 15, 1] > P_y[:, 0, 1] + 0.15)

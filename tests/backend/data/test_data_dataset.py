@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.data.dataset import (PoseDataset, assign_splits, build_dataset_from_clips, dedup_mask_for_clip,
+from backend.data.dataset import (assign_splits, build_dataset_from_clips, dedup_mask_for_clip,
                                   load_dataset, mark_latest, save_dataset)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -37,9 +37,9 @@ def make_clip(T: int, still_from: int | None = None, seed: int = 0) -> Clip:
 
 
 def test_dedup_mask_drops_standing_still() -> None:
-    from backend.data.retarget import smpl_fk_np
+    from dposer_core.kinematics_np import forward_kinematics
     c = make_clip(60, still_from=20)
-    J, _ = smpl_fk_np(c.body_pose, num_joints=22)
+    J = forward_kinematics(c.body_pose)
     m = dedup_mask_for_clip(J, 0.015)
     assert m[0] and m.shape == (60,)
     assert m[21:].sum() == 0          # frozen tail: all duplicates of the last kept frame

@@ -10,14 +10,37 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from backend.data.bvh import parse_bvh, read_bvh
-from backend.data.retarget import (SMPL_NAMES, Family, detect_family, load_families, resample_rotations,
-                                   retarget_bvh, retarget_file, smpl_fk_np)
+from backend.data.families import Family, detect_family, get_family, load_families
+from backend.data.resample import resample_rotations
+from backend.data.retarget import retarget_bvh, retarget_file
+from backend.data.retarget_plan import SMPL_NAMES
 from backend.data.retarget_report import GROUPS, TARGET_DEG, bone_angle_errors, group_errors
+from dposer_core.kinematics_np import forward_kinematics
 from dposer_core.skeleton import smpl_skeleton
 
 from bvh_synth import SynthBVH, SynthJoint
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _global_rotations(body_pose: np.ndarray, root_orient: np.ndarray) -> np.ndarray:
+    """(T,22,3,3) world rotation of each SMPL joint's frame (the engine's torch FK, float64)."""
+    import torch
+
+    from backend.engine.kinematics import forward_kinematics as fk_torch
+    bp, ro = (torch.as_tensor(np.asarray(x, np.float64)) for x in (body_pose, root_orient))
+    return fk_torch(bp, ro)[1].numpy()
+
+
+def test_numpy_fk_with_hands_matches_the_torch_fk() -> None:
+    """``num_joints=24`` (the hands, used by the retarget report) of the numpy FK = the engine's."""
+    import torch
+
+    from backend.engine.kinematics import forward_kinematics as fk_torch
+    rng = np.random.default_rng(0)
+    bp, ro, tr = rng.normal(0, 0.4, (5, 63)), rng.normal(0, 0.4, (5, 3)), rng.normal(0, 1, (5, 3))
+    want = fk_torch(*(torch.as_tensor(x) for x in (bp, ro, tr)), num_joints=24)[0].numpy()
+    np.testing.assert_allclose(forward_kinematics(bp, ro, tr, num_joints=24), want, atol=1e-12)
 
 
 def smpl_as_bvh(body_pose: np.ndarray, root_orient: np.ndarray, trans: np.ndarray, fps: float = 60.0,
@@ -183,7 +206,8 @@ def test_walk_upright_forward_on_floor(fname: str) -> None:
         assert sm.num_frames == int(np.floor((src.num_frames - 2) / 4)) + 1  # frame 0 dropped, 120 -> 30 fps
     else:
         assert sm.num_frames == src.num_frames  # Bandai: 30 fps, frame 0 kept
-    P, G = smpl_fk_np(sm.body_pose, sm.root_orient, sm.trans)
+    P = forward_kinematics(sm.body_pose, sm.root_orient, sm.trans)
+    G = _global_rotations(sm.body_pose, sm.root_orient)
     up = (P[:, 15] - P[:, 0]) / np.linalg.norm(P[:, 15] - P[:, 0], axis=-1, keepdims=True)
     assert np.all(up[:, 1] > 0.9)  # head above pelvis
     # head upright: the head's local +Y stays within 30 deg of world up
@@ -265,7 +289,6 @@ def test_torso_head_feet_collars_in_smpl_pose_space(fname: str) -> None:
 def test_neutral_corrections_map_the_standing_posture_to_the_target() -> None:
     """standing_deg N and neutral_deg A: a frame whose plain rest-to-rest local is N retargets to A."""
     import json
-    from backend.data.retarget import Family, get_family
     m = read_bvh(DATA / "cmu_daz_07_01_walk.bvh")
     fam = get_family("cmu_daz")
     spec = json.loads(json.dumps(fam.spec))
@@ -283,8 +306,8 @@ def test_neutral_corrections_map_the_standing_posture_to_the_target() -> None:
     np.testing.assert_allclose(np.degrees(out[:, names.index("left_collar")]),
                                np.tile([0.0, 0.0, -20.0], (len(out), 1)), atol=1e-5)
     # limbs keep their world bone directions: same shoulder-to-elbow direction in both
-    P0, _ = smpl_fk_np(plain.body_pose, plain.root_orient)
-    P1, _ = smpl_fk_np(out.reshape(-1, 63), plain.root_orient)
+    P0 = forward_kinematics(plain.body_pose, plain.root_orient)
+    P1 = forward_kinematics(out.reshape(-1, 63), plain.root_orient)
     for a, b in ((16, 18), (1, 4), (4, 7)):
         d0 = (P0[:, b] - P0[:, a]) / np.linalg.norm(P0[:, b] - P0[:, a], axis=-1, keepdims=True)
         d1 = (P1[:, b] - P1[:, a]) / np.linalg.norm(P1[:, b] - P1[:, a], axis=-1, keepdims=True)

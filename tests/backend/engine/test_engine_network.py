@@ -39,7 +39,8 @@ def test_forward_shapes_and_time_forms() -> None:
     t = torch.full((5,), 0.3)
     out = net(x, t)
     assert out.shape == (5, 63) and torch.isfinite(out).all()
-    assert torch.allclose(net(x, 0.3), out) and torch.allclose(net(x, torch.tensor(0.3)), out)
+    # a single time takes the (1,E) time path (broadcast over the rows): equal up to float rounding
+    assert torch.allclose(net(x, 0.3), out, atol=1e-6) and torch.equal(net(x, torch.tensor(0.3)), net(x, 0.3))
     assert not torch.allclose(net(x, 0.6), out)
     # per-sample times act per sample
     t2 = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
@@ -80,3 +81,16 @@ def test_gradients_flow_to_inputs_and_params() -> None:
     x = torch.randn(4, 63, requires_grad=True)
     net(x, torch.rand(4)).square().mean().backward()
     assert torch.isfinite(x.grad).all() and all(p.grad is not None for p in net.parameters())
+
+
+def test_forward_is_time_terms_then_x_path() -> None:
+    """forward = forward_with_time_terms(x, time_terms(t)): the pieces the cached eps model reuses."""
+    torch.manual_seed(1)
+    net = ScoreMLP(SMALL).eval()
+    x, t = torch.randn(6, 63), torch.rand(6)
+    terms = net.time_terms(t)
+    assert len(terms) == 1 + 2 * SMALL.n_blocks and all(c.shape == (6, 64) for c in terms)
+    assert torch.equal(net.forward_with_time_terms(x, terms), net(x, t))
+    one = net.time_terms(torch.tensor([0.4]))
+    assert all(c.shape == (1, 64) for c in one)
+    assert torch.equal(net.forward_with_time_terms(x, one), net(x, 0.4))

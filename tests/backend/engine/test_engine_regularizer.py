@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from backend.engine.network import NetworkConfig, ScoreMLP
-from backend.engine.regularizer import dposer_loss, dposer_weight, truncated_schedule
+from backend.engine.regularizer import (dposer_grad, dposer_loss, dposer_weight, dposer_x0_hat, schedule_coefs,
+                                        truncated_schedule)
 
 
 def test_truncated_schedule() -> None:
@@ -88,3 +89,25 @@ def test_pulls_towards_data(sde, gaussian) -> None:
         dposer_loss(gaussian, sde, x0, float(t), generator=i).backward()
         opt.step()
     assert (x0.detach() - gaussian.mu).norm() < 0.5 * start
+
+
+def test_closed_form_step_matches_autograd(sde, gaussian) -> None:
+    """The tasks' step (dposer_grad, no autograd) is the gradient of dposer_loss / (2 w_t) (Eq. 10)."""
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    z = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    tv = torch.full((5,), 0.15, dtype=torch.float64)
+    dposer_loss(gaussian, sde, x0, tv, noise=z, weight=1.0, reduction="none").sum().backward()
+    a, s = sde.alpha(0.15).item(), sde.sigma(0.15).item()
+    step = dposer_grad(gaussian, x0.detach(), tv, a, s, z)
+    assert torch.allclose(x0.grad, 2 * step, atol=1e-10)
+    assert torch.equal(step, x0.detach() - dposer_x0_hat(gaussian, x0.detach(), tv, a, s, z))
+    # one shared noise row broadcasts over the batch
+    assert dposer_grad(gaussian, x0.detach(), tv, a, s, z[:1]).shape == (5, 3)
+
+
+def test_schedule_coefs(sde) -> None:
+    ts, al, sg, w = schedule_coefs(sde, 4, 0.2, 0.05)
+    t = truncated_schedule(4, 0.2, 0.05).double()
+    assert ts == t.tolist() and al == sde.alpha(t).tolist() and sg == sde.sigma(t).tolist()
+    assert w == dposer_weight(sde, t).tolist() and all(isinstance(v, float) for v in al)

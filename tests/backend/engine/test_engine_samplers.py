@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.engine.samplers import (decode, encode, make_generator, ode_solve, sample_ddim,
-                                     sample_euler_maruyama)
+from backend.engine.samplers import (ddim_schedule, ddim_step, decode, encode, make_generator, ode_solve,
+                                     sample_ddim, sample_euler_maruyama)
 from backend.engine.sde import SubVPSDE
 
 N = 3000
@@ -68,6 +68,29 @@ def test_ddim_deterministic_and_recovers_gaussian(sde, gaussian) -> None:
     assert torch.allclose(one, sde.x0_from_eps(x[:4], t, gaussian(x[:4], t)))
 
 
+def test_ddim_eta_recovers_gaussian_and_is_seeded(sde, gaussian) -> None:
+    x = _x(sde)
+    y = sample_ddim(gaussian, sde, x, steps=200, eta=1.0, generator=3)  # converges slower than eta 0
+    _moments_ok(y, gaussian)
+    a = sample_ddim(gaussian, sde, x[:20], steps=8, eta=1.0, generator=3)
+    assert torch.equal(a, sample_ddim(gaussian, sde, x[:20], steps=8, eta=1.0, generator=3))
+    assert not torch.equal(a, sample_ddim(gaussian, sde, x[:20], steps=8, eta=1.0, generator=4))
+    assert not torch.equal(a, sample_ddim(gaussian, sde, x[:20], steps=8))
+
+
+def test_ddim_step(sde, gaussian) -> None:
+    ts, al, sg = ddim_schedule(sde, 3, 0.8, 0.1)
+    assert ts == pytest.approx([0.8, 0.45, 0.1]) and al[0] == pytest.approx(sde.alpha(0.8).item())
+    x = _x(sde, 6)
+    tv = torch.full((6,), ts[0])
+    eps = gaussian(x, tv)
+    x1, x0 = ddim_step(x, eps, 0, al, sg, eta=0.0)
+    assert torch.allclose(x0, sde.x0_from_eps(x, tv, eps), atol=1e-5)
+    assert torch.allclose(x1, al[1] * x0 + sg[1] * eps, atol=1e-5)  # eta 0: re-noised with the same eps
+    last, x0_last = ddim_step(x, eps, 2, al, sg, eta=1.0)
+    assert torch.equal(last, x0_last)
+
+
 @pytest.mark.parametrize("method,steps", [("RK45", None), ("heun", 50), ("euler", 100)])
 def test_probability_flow_ode_recovers_gaussian(sde, gaussian, method: str, steps) -> None:
     y = ode_solve(gaussian, sde, _x(sde), 1.0, 1e-3, method=method, steps=steps)
@@ -93,11 +116,12 @@ def test_encode_decode_round_trip(sde, gaussian) -> None:
 @pytest.mark.parametrize("run", [
     lambda m, s, x, cb: sample_euler_maruyama(m, s, x, steps=20, callback=cb, generator=0),
     lambda m, s, x, cb: sample_ddim(m, s, x, steps=20, callback=cb),
+    lambda m, s, x, cb: sample_ddim(m, s, x, steps=20, callback=cb, eta=1.0, generator=0),
     lambda m, s, x, cb: ode_solve(m, s, x, 1.0, 1e-3, method="euler", steps=20, callback=cb),
     lambda m, s, x, cb: ode_solve(m, s, x, 1.0, 1e-3, method="heun", steps=20, callback=cb),
     lambda m, s, x, cb: ode_solve(m, s, x, 1.0, 1e-3, method="RK45", callback=cb),
     lambda m, s, x, cb: encode(m, s, x, callback=cb),
-], ids=["em", "ddim", "euler", "heun", "rk45", "encode"])
+], ids=["em", "ddim", "ddim_eta", "euler", "heun", "rk45", "encode"])
 def test_callback_can_cancel(sde, gaussian, run) -> None:
     seen = []
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from backend.engine.sde import SubVPSDE
+from backend.engine.sde import SubVPSDE, eps_to_x0
 
 
 def test_paper_table(sde: SubVPSDE) -> None:
@@ -72,6 +72,8 @@ def test_perturb_marginal_and_eps_inversions(sde: SubVPSDE) -> None:
     xt = sde.perturb(x0, t, z)
     assert torch.allclose(xt, sde.alpha(t)[:, None] * x0 + sde.sigma(t)[:, None] * z)
     assert torch.allclose(sde.x0_from_eps(xt, t, z), x0)
+    a, s = sde.alpha(t)[:, None], sde.sigma(t)[:, None]
+    assert torch.equal(eps_to_x0(xt, z, a, s), sde.x0_from_eps(xt, t, z))  # Eq. 9 with given coefficients
     assert torch.allclose(sde.eps_from_x0(xt, t, x0), z)
     mean, std = sde.marginal(x0, 0.3)  # float t
     assert torch.allclose(mean, sde.alpha(0.3).item() * x0) and std.shape == ()

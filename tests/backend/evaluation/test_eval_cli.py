@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backend import eval as ev
+from backend.evaluation.completion import COMPLETION_MASKS
 from tests.backend.evaluation.tiny_checkpoint import make_tiny_checkpoint
 
 
@@ -46,7 +46,7 @@ def test_eval_quick(setup: dict, capsys: pytest.CaptureFixture, monkeypatch: pyt
     assert rc == 0
     res = json.loads(out.read_text())
     assert res["seed"] == 0 and "settings" in res
-    for mask in ev.COMPLETION_MASKS:
+    for mask in COMPLETION_MASKS:
         assert {"dposer", "mean_pose_fill", "nn_retrieval"} <= set(res["completion"][mask])
     for lvl in ("20mm", "40mm", "100mm"):
         assert {"input", "dposer", "dposer_no_prior", "gaussian_filter", "butterworth_filter"} <= set(res["denoising"][lvl])

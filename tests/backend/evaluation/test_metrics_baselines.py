@@ -6,6 +6,7 @@ import numpy as np
 
 from backend.evaluation import baselines as bl
 from backend.evaluation import metrics as mt
+from dposer_core.kinematics_np import forward_kinematics
 
 
 def _poses(n: int, seed: int = 0) -> np.ndarray:
@@ -13,7 +14,7 @@ def _poses(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_mpjpe_apd_fd() -> None:
-    j = mt.fk_joints(_poses(5))
+    j = forward_kinematics(_poses(5))
     assert j.shape == (5, 22, 3)
     assert np.allclose(mt.mpjpe(j, j), 0)
     shifted = j + np.array([0.01, 0, 0])
@@ -30,12 +31,12 @@ def test_hidden_fk_joints() -> None:
 
 def test_nn_and_limits_and_floor() -> None:
     p = _poses(50)
-    j = mt.fk_joints(p)
+    j = forward_kinematics(p)
     assert np.allclose(mt.nearest_neighbour_mpjpe(j[:5], j), 0, atol=1e-3)
     lim = mt.JointLimits(p)
     assert lim.violations(p).mean() < 0.2
     assert lim.violations(p * 10).all()
-    assert not mt.floor_violation(mt.fk_joints(np.zeros((1, 63))))[0]
+    assert not mt.floor_violation(forward_kinematics(np.zeros((1, 63))))[0]
 
 
 def test_completion_baselines_keep_exact() -> None:
@@ -68,6 +69,6 @@ def test_interp_baselines_hit_keys() -> None:
     s = bl.slerp_fill(p[0], p[1], 5)
     assert s.shape == (5, 63)
     c = bl.cubic_fill(p, np.array([0.0, 3, 6, 9]), np.array([0.0, 3, 4.5, 9]))
-    assert np.allclose(mt.fk_joints(c[[0, 1, 3]]), mt.fk_joints(p[[0, 1, 3]]), atol=1e-5)
+    assert np.allclose(forward_kinematics(c[[0, 1, 3]]), forward_kinematics(p[[0, 1, 3]]), atol=1e-5)
     g = bl.GaussianPoseModel(_poses(500)).sample(10, seed=1)
     assert g.shape == (10, 63)

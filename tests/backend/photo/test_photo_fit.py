@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from backend.engine.kinematics import forward_kinematics
+from dposer_core.protocol.errors import TaskCancelled
 from dposer_core.skeleton import smpl_skeleton
-from backend.photo.fit import (FRONT, FitCancelled, FitConfig, GaussianPrior, _Body, _rot_y, default_focal,
+from backend.photo.fit import (FRONT, FitConfig, GaussianPrior, KeypointBody, _rot_y, default_focal,
                                fit_keypoints, fk_camera_joints, hypothesis_plan)
 from backend.photo.keypoints import NUM_KEYPOINTS, Keypoints
 
@@ -47,7 +48,7 @@ def poses() -> np.ndarray:
 
 def project(pose: np.ndarray, yaw: float, noise_px: float, rng: np.random.Generator,
             depth: float = 4.0) -> tuple[Keypoints, np.ndarray]:
-    body = _Body(smpl_skeleton(), torch.device("cpu"))
+    body = KeypointBody(smpl_skeleton(), torch.device("cpu"))
     with torch.no_grad():
         kp, _ = body(torch.as_tensor(pose[None]))
     R = FRONT @ _rot_y(yaw)
@@ -58,13 +59,13 @@ def project(pose: np.ndarray, yaw: float, noise_px: float, rng: np.random.Genera
 
 
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
-    from backend.evaluation.photo_bench import procrustes_error
+    from backend.evaluation.metrics import procrustes_error
 
     return procrustes_error(pred, gt)
 
 
 def test_level_fk_matches_engine_fk() -> None:
-    body = _Body(smpl_skeleton(), torch.device("cpu"))
+    body = KeypointBody(smpl_skeleton(), torch.device("cpu"))
     p = torch.randn(5, 63) * 0.6
     J1, G1 = forward_kinematics(p, num_joints=22)
     J2, G2 = body.fk(p)
@@ -143,7 +144,7 @@ def test_gaussian_prior_and_cancel(prior, poses: np.ndarray) -> None:  # noqa: A
     r = fit_keypoints(prior, kp, 4, FitConfig(prior="gaussian", steps=10, init_steps=5), gaussian=g)
     assert np.isfinite(r.poses).all()
     calls = []
-    with pytest.raises(FitCancelled):
+    with pytest.raises(TaskCancelled):
         fit_keypoints(prior, kp, 4, FitConfig(), should_cancel=lambda: len(calls) > 3 or calls.append(1) or False)
     with pytest.raises(ValueError, match="Gaussian"):
         fit_keypoints(prior, kp, 4, FitConfig(prior="gaussian"))

@@ -44,7 +44,7 @@ def not_an_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------------------------------ CLI
 
 def _cli(weights: Path, *args: str) -> int:
-    from backend.__main__ import main
+    from backend.cli import main
 
     return main(["fit-image", *args, "--weights", str(weights)])
 
@@ -133,24 +133,22 @@ def test_server_without_mediapipe(server) -> None:  # noqa: ANN001
 
 def test_handler_without_mediapipe(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process, whatever is installed: the handler answers feature_unavailable with the hint."""
-    from backend import server as srv
     from backend.photo import api
+    from backend.server.handlers import h_fit_image
     from dposer_core import protocol as S
 
     monkeypatch.setattr(api, "photo_available", lambda: (False, "pose from a photo needs mediapipe; install with: X"))
     req = S.make_request("fit_image", 1, path=str(PHOTOS / "mannequin_front.png"))
-    with pytest.raises(srv.RequestFailed) as e:
-        srv.h_fit_image(SimpleNamespace(request=req, server=None))
+    with pytest.raises(S.ProtocolError) as e:
+        h_fit_image(SimpleNamespace(request=req, server=None))
     assert e.value.code == S.FEATURE_UNAVAILABLE and "install with" in e.value.message
 
 
 # ------------------------------------------------------------------------------------------ client
 
 def test_client_round_trip(weights: Path, not_an_image: Path, tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "tests" / "client"))
-    from client_helpers import load_client_package
+    from dposer_blender import client as pkg
 
-    pkg = load_client_package()
     c = pkg.BackendClient(python=sys.executable, weights=str(weights), device="cpu",
                           log_path=str(tmp_path / "client.log"))
     try:

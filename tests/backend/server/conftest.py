@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from server_helpers import SHIPPED_WEIGHTS, STUB_TASKS, RawServer, make_tiny_checkpoint, tasks_available
+from server_helpers import SHIPPED_WEIGHTS, RawServer, make_tiny_checkpoint, tasks_available
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,8 @@ def weights(tiny_checkpoint: Path) -> Path:
 def raw_server_factory(tmp_path: Path) -> Iterator[Any]:
     servers: list[RawServer] = []
 
-    def make(*args: str, env: dict[str, str] | None = None) -> RawServer:
-        s = RawServer(*args, log=tmp_path / f"server{len(servers)}.log", env=env)
+    def make(*args: str, env: dict[str, str] | None = None, stub: bool = False) -> RawServer:
+        s = RawServer(*args, log=tmp_path / f"server{len(servers)}.log", env=env, stub=stub)
         servers.append(s)
         return s
 
@@ -54,7 +54,7 @@ def real_server(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="module")
 def stub_server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Iterator[RawServer]:
     """A server running the stub tasks (fault injection, controllable step time)."""
-    s = RawServer("--tasks-module", str(STUB_TASKS), "--weights", str(tiny_checkpoint), "--device", "cpu",
+    s = RawServer("--weights", str(tiny_checkpoint), "--device", "cpu", stub=True,
                   log=tmp_path_factory.mktemp("log") / "server.log", env={"STUB_STEP_S": "0.01"})
     yield s
     s.close()

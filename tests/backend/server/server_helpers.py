@@ -16,6 +16,7 @@ from typing import Any, Iterator
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED_WEIGHTS = REPO / "weights" / "dposer_cmu_bandai.pt"
 STUB_TASKS = Path(__file__).resolve().parent / "stub_tasks.py"
+STUB_SERVER = Path(__file__).resolve().parent / "stub_server.py"
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -45,13 +46,15 @@ def tasks_available() -> bool:
 
 
 class RawServer:
-    """``python -m backend.server`` driven line by line (no client code involved)."""
+    """``python -m backend.server`` driven line by line (no client code involved); ``stub``: on the stub
+    tasks (``stub_server.py``)."""
 
-    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None, stub: bool = False) -> None:
         e = dict(os.environ)
         e.update({"CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)})
         e.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-m", "backend.server", "--log", str(log), *args],
+        cmd = [str(STUB_SERVER)] if stub else ["-m", "backend.server"]
+        self.proc = subprocess.Popen([sys.executable, *cmd, "--log", str(log), *args],
                                      cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=e, bufsize=1 << 16)
         self.lines: "queue.Queue[bytes | None]" = queue.Queue()

@@ -1,4 +1,4 @@
-"""A stand-in tasks module for server machinery tests (``--tasks-module <this file>``).
+"""A stand-in tasks module for server machinery tests (run by ``stub_server.py``).
 
 Follows the backend.tasks contract (prior first; seed / progress / should_cancel keywords;
 ``BadInput`` / ``TaskCancelled``) with cheap numpy bodies, plus fault injection by seed:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from dposer_core import protocol as S
 
-from server_helpers import STUB_TASKS, RawServer
+from server_helpers import RawServer
 
 _sentinels = itertools.count()
 SAFE_TYPES = sorted(set(S.REQUEST_TYPES) - {"shutdown"})
@@ -43,8 +43,8 @@ def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, fuzz_dir: Path) -> Iterator[RawServer]:
-    s = RawServer("--tasks-module", str(STUB_TASKS), "--weights", str(tiny_checkpoint), "--device", "cpu",
-                  "--array-dir", str(fuzz_dir), log=tmp_path_factory.mktemp("fuzzlog") / "server.log",
+    s = RawServer("--weights", str(tiny_checkpoint), "--device", "cpu", "--array-dir", str(fuzz_dir), stub=True,
+                  log=tmp_path_factory.mktemp("fuzzlog") / "server.log",
                   env={"STUB_STEP_S": "0", "STUB_DENOISE_STEPS": "3"})
     yield s
     assert s.proc.poll() is None, "the server died during fuzzing"
@@ -120,18 +120,23 @@ def _valid(rtype: str) -> dict:
 ARRAY_FIELD = {"variations": "pose", "score": "poses", "complete": "pose", "denoise": "poses", "inbetween": "keys"}
 
 
-@FUZZ
-@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), bad=st.sampled_from([math.nan, math.inf, -math.inf, 1e300]),
-       where=st.integers(0, 10_000), rid=st.integers(0, 10**6))
-def test_nan_and_inf_anywhere(fuzz_server: RawServer, rtype: str, bad: float, where: int, rid: int) -> None:
+def _with_value(rtype: str, rid: int, where: int, value: float) -> dict:
+    """A valid ``rtype`` request whose array holds ``value`` at a place chosen by ``where``."""
     obj = _valid(rtype)
     obj["id"] = rid
     arr = obj[ARRAY_FIELD[rtype]]
     if isinstance(arr[0], list):
-        arr[where % len(arr)][where % 63] = bad
+        arr[where % len(arr)][where % 63] = value
     else:
-        arr[where % 63] = bad
-    finals = exchange(fuzz_server, _dumps(obj))
+        arr[where % 63] = value
+    return obj
+
+
+@FUZZ
+@given(rtype=st.sampled_from(sorted(ARRAY_FIELD)), bad=st.sampled_from([math.nan, math.inf, -math.inf, 1e300]),
+       where=st.integers(0, 10_000), rid=st.integers(0, 10**6))
+def test_nan_and_inf_anywhere(fuzz_server: RawServer, rtype: str, bad: float, where: int, rid: int) -> None:
+    finals = exchange(fuzz_server, _dumps(_with_value(rtype, rid, where, bad)))
     assert len(finals) == 1 and finals[0]["id"] == rid
     assert finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_INPUT
 
@@ -203,14 +208,7 @@ def test_file_arrays_anywhere(fuzz_server: RawServer, fuzz_dir: Path, rtype: str
        where=st.integers(0, 10_000), rid=st.integers(0, 10**6))
 def test_huge_finite_values(fuzz_server: RawServer, rtype: str, big: float, where: int, rid: int) -> None:
     """Finite but out-of-range axis-angle values: bad_input, never internal, never NaN output."""
-    obj = _valid(rtype)
-    obj["id"] = rid
-    arr = obj[ARRAY_FIELD[rtype]]
-    if isinstance(arr[0], list):
-        arr[where % len(arr)][where % 63] = big
-    else:
-        arr[where % 63] = big
-    finals = exchange(fuzz_server, _dumps(obj))
+    finals = exchange(fuzz_server, _dumps(_with_value(rtype, rid, where, big)))
     assert len(finals) == 1 and finals[0]["type"] == "error" and finals[0]["code"] == S.BAD_INPUT, finals
 
 

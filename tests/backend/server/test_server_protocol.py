@@ -17,7 +17,7 @@ import pytest
 
 from dposer_core import protocol as S
 
-from server_helpers import REPO, STUB_TASKS, RawServer, write_test_amass, write_test_bvh
+from server_helpers import REPO, STUB_SERVER, STUB_TASKS, RawServer, write_test_amass, write_test_bvh
 
 
 def _ok(reply: dict) -> dict:
@@ -166,8 +166,7 @@ def test_stdout_carries_only_protocol_lines(stub_server: RawServer) -> None:
 def test_weights_missing_traceback_in_log_and_shutdown(raw_server_factory, tmp_path: Path) -> None:
     """CUDA fallback in hello; no weights -> weights_missing; a bug -> internal with the traceback in
     the log only; shutdown."""
-    s = raw_server_factory("--tasks-module", str(STUB_TASKS), "--no-preload", "--weights",
-                           str(tmp_path / "missing.pt"), "--device", "cuda")
+    s = raw_server_factory("--no-preload", "--weights", str(tmp_path / "missing.pt"), "--device", "cuda", stub=True)
     # CUDA asked for but absent (CUDA_VISIBLE_DEVICES=""): CPU fallback, announced in hello
     assert s.hello["device"] == "cpu" and "CUDA" in s.hello["device_note"] and "CPU" in s.hello["device_note"]
     _err(s.request({"id": 1, "type": "sample", "n": 1}), S.WEIGHTS_MISSING)
@@ -230,8 +229,7 @@ def test_cancel_mid_denoise_real(real_server: RawServer) -> None:
 # ---------------------------------------------------------------------------------------- lifetime
 
 def test_stdin_eof_exits_promptly_even_mid_task(raw_server_factory) -> None:
-    s = raw_server_factory("--tasks-module", str(STUB_TASKS), "--weights", str(STUB_TASKS),
-                           env={"STUB_STEP_S": "0.5"})
+    s = raw_server_factory("--weights", str(STUB_TASKS), env={"STUB_STEP_S": "0.5"}, stub=True)
     s.send({"id": 1, "type": "denoise", "poses": [[0.0] * 63]})
     time.sleep(0.2)
     t0 = time.monotonic()
@@ -244,7 +242,7 @@ def test_parent_death_kills_server(tmp_path: Path) -> None:
     """kill -9 of the parent: the server notices (stdin EOF / re-parenting) and exits promptly."""
     code = (
         "import subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-m', 'backend.server', '--tasks-module', {str(STUB_TASKS)!r}, "
+        f"p = subprocess.Popen([sys.executable, {str(STUB_SERVER)!r}, "
         f"'--no-preload', '--log', {str(tmp_path / 'p.log')!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
         "p.stdout.readline()\n"
         "print(p.pid, flush=True)\n"
