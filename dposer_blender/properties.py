@@ -59,17 +59,23 @@ class DPoserSceneSettings(bpy.types.PropertyGroup):
     photo_hypotheses: IntProperty(name="Fits", description="How many fits of the photo to offer", default=4,
                                   min=1, max=32)
 
-    def seed_value(self) -> int:
-        """The operators' ``seed``: -1 (a new one each time) or the fixed seed."""
-        return -1 if self.random_seed else int(self.seed)
 
-    def steps_value(self) -> int:
-        """The operators' ``steps``: 0 (the sampler's own) or the fixed count."""
-        return 0 if self.auto_steps else int(self.steps)
+# Module functions, not methods: a PropertyGroup with Python methods makes bpy 4.2 crash at exit
+# (SpaceType destructor -> bpy_class_free after Python is finalised; seen in the bpy wheel).
 
-    def frame_values(self) -> tuple[int, int]:
-        """The In-between operator's ``frame_a`` / ``frame_b``: -1 (the keys around the current frame) or fixed."""
-        return (-1, -1) if self.use_auto_range else (int(self.frame_a), int(self.frame_b))
+def seed_value(settings: DPoserSceneSettings) -> int:
+    """The operators' ``seed``: -1 (a new one each time) or the fixed seed."""
+    return -1 if settings.random_seed else int(settings.seed)
+
+
+def steps_value(settings: DPoserSceneSettings) -> int:
+    """The operators' ``steps``: 0 (the sampler's own) or the fixed count."""
+    return 0 if settings.auto_steps else int(settings.steps)
+
+
+def frame_values(settings: DPoserSceneSettings) -> tuple[int, int]:
+    """The In-between operator's ``frame_a`` / ``frame_b``: -1 (the keys around the current frame) or fixed."""
+    return (-1, -1) if settings.use_auto_range else (int(settings.frame_a), int(settings.frame_b))
 
 
 def scene_settings(context: Any) -> "DPoserSceneSettings | None":

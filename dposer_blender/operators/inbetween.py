@@ -16,7 +16,7 @@ from ..blender import fcurves
 from ..blender.rig import SMPLRig, bone_data_to_pose
 from ..core.keys import hemisphere_align, keys_around
 from ..core.pose_convert import pelvis_location_to_trans, smpl_to_pose_quats, trans_to_pelvis_location
-from ..properties import EASE_ITEMS, ROOT_ITEMS
+from ..properties import EASE_ITEMS, ROOT_ITEMS, frame_values
 from ._base import BackendOperator
 from ._context import OpError, active_action, object_and_action_after_call, pose_quats_at, smpl_object
 
@@ -47,7 +47,7 @@ class DPOSER_OT_inbetween(BackendOperator, bpy.types.Operator):
     seed: IntProperty(name="Seed", default=-1, min=-1)
 
     def scene_defaults(self, settings: Any) -> dict[str, Any]:
-        a, b = settings.frame_values()
+        a, b = frame_values(settings)
         return {"frame_a": a, "frame_b": b, "ease": settings.ease, "root": settings.root}
 
     def build_request(self, context: Any) -> tuple[str, dict]:

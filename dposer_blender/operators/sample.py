@@ -15,7 +15,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
 from ..blender.ghosts import apply_ghost, clear_ghosts, ghost_of, ghosts_of, make_ghosts
-from ..properties import SAMPLER_ITEMS
+from ..properties import SAMPLER_ITEMS, seed_value, steps_value
 from ._base import BackendOperator
 from ._context import StatePoll, active_object, current_body_pose, object_after_call, smpl_object
 
@@ -29,7 +29,7 @@ class _CandidateSampler:
                        max=5000)
 
     def scene_defaults(self, settings: Any) -> dict[str, Any]:
-        return {"n": settings.n, "seed": settings.seed_value(), "steps": settings.steps_value()}
+        return {"n": settings.n, "seed": seed_value(settings), "steps": steps_value(settings)}
 
     def _seed(self) -> int | None:
         return None if self.seed < 0 else int(self.seed)

@@ -125,3 +125,13 @@ def test_no_module_of_the_extension_is_imported_inside_a_function() -> None:
     assert files
     lazy = [hit for f in files if "__pycache__" not in f.parts for hit in _lazy_package_imports(f)]
     assert lazy == [], lazy
+
+
+def test_register_unregister_then_exit_cleanly() -> None:
+    """The interpreter exits with status 0 after register()/unregister(): bpy 4.2 crashed at exit when a
+    registered PropertyGroup had Python methods (the crash is after Python's own shutdown, so only the exit
+    status of a fresh process shows it)."""
+    code = ("import sys; sys.path.insert(0, %r); import bpy, dposer_blender; "
+            "dposer_blender.register(); dposer_blender.unregister()" % str(REPO))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
