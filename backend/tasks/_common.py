@@ -5,7 +5,8 @@ protocol's, ``dposer_core.protocol``), seeds, z-space -> pose output and the CPU
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +16,8 @@ from backend.engine.prior import PosePrior, chunk_listener, set_chunk_listener
 from dposer_core import protocol as S
 from dposer_core.constants import POSE_DIM
 from dposer_core.protocol.errors import BadInput, TaskCancelled
+
+T_ = TypeVar("T_")
 
 Progress = Callable[[float, str], None] | None
 ShouldCancel = Callable[[], bool] | None
@@ -202,7 +205,11 @@ SMALL_BATCH_ROWS = 1 << 20
 
 
 class cpu_threads:
-    """Context manager: ``torch.set_num_threads(1)`` on CPU when ``rows`` < SMALL_BATCH_ROWS."""
+    """Context manager: ``torch.set_num_threads(1)`` on CPU when ``rows`` < SMALL_BATCH_ROWS (small
+    batches run faster on one core than split across cores).
+
+    :meth:`map` then spreads independent jobs (e.g. denoise window groups) over the cores instead, one
+    single-threaded worker per core, and returns their results in order."""
 
     def __init__(self, prior: PosePrior, rows: int) -> None:
         self.active = prior.device.type == "cpu" and rows < SMALL_BATCH_ROWS
@@ -216,3 +223,32 @@ class cpu_threads:
     def __exit__(self, *exc: object) -> None:
         if self.active and self.saved != 1:
             torch.set_num_threads(self.saved)
+
+    def map(self, fn: Callable[[int], T_], items: range) -> Iterator[T_]:
+        """``fn(i)`` for every item, on min(cores, items) single-threaded workers when active (else in
+        this thread), yielded in order. An exception (e.g. ``TaskCancelled``) is raised at its item."""
+        workers = min(self.saved, len(items)) if self.active else 1
+        if workers <= 1:
+            yield from (fn(i) for i in items)
+            return
+
+        def one_thread(i: int) -> T_:
+            torch.set_num_threads(1)  # a new thread starts with the default thread count
+            return fn(i)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="dposer-task") as pool:
+            futures = [pool.submit(one_thread, i) for i in items]
+            try:
+                for f in futures:
+                    yield f.result()
+            finally:
+                for f in futures:
+                    f.cancel()
+        torch.set_num_threads(1)
+
+
+def group_generator(seed: Any, i: int, device: torch.device) -> torch.Generator | None:
+    """The generator of the i-th independent part of a seeded task (None: random)."""
+    if seed is None:
+        return None
+    return samplers.make_generator((int(seed) * 1_000_003 + 7919 * i) % (1 << 63), device)

@@ -15,7 +15,8 @@ from dposer_core.constants import POSE_DIM
 from dposer_core.protocol.errors import BadInput
 from dposer_core.skeleton import smpl_skeleton
 
-from ._common import Monitor, Progress, ShouldCancel, array_arg, cpu_threads, generator, int_arg, randn, rows3_arg, to_numpy
+from ._common import (Monitor, Progress, ShouldCancel, array_arg, cpu_threads, generator, group_generator, int_arg,
+                      randn, rows3_arg, to_numpy)
 
 # noise level (mm) -> (steps per round, rounds, t_max, t_min)   (official DPoser motion-denoise settings)
 DENOISE_SCHEDULES: dict[int, tuple[int, int, float, float]] = {
@@ -189,7 +190,9 @@ def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | No
             input) or zero (poses input).
         seed: seeds the initial jitter and the regulariser's noise (None: random).
         max_batch_frames: frames per optimisation batch (default 600 on the CPU, where larger
-            batches fall out of cache and got slower per frame, 16384 on CUDA).
+            batches fall out of cache and got slower per frame, 16384 on CUDA). On the CPU the batches
+            run in parallel, one single-threaded worker per core (each with its own generator, so the
+            result does not depend on the core count).
         use_prior: False drops the prior term (the "no prior" ablation).
     Returns:
         dict(poses (T,63), joints (T,22,3) FK of the result with its root_orient/trans,
@@ -250,26 +253,34 @@ def denoise(prior: PosePrior, sequence: np.ndarray, root_orient: np.ndarray | No
     acc_q = torch.zeros(T, 22, 4, dtype=torch.float64, device=dev)  # root + 21 body joints
     acc_t = torch.zeros(T, 3, dtype=torch.float64, device=dev)
     acc_w = torch.zeros(T, dtype=torch.float64, device=dev)
-    for grp in groups:
+    # One generator per group (the first is the seed's own), so the result does not depend on which
+    # thread fits which group.
+    gens = [gen] + [group_generator(seed, i, dev) for i in range(1, len(groups))]
+
+    def fit_group(i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        grp = groups[i]
         idx = torch.as_tensor(np.stack([np.arange(s, s + L) for s in grp]), device=dev)  # (W,L)
-        tgt = target[idx]
         if init is None:
-            ip = prior.mean.expand(len(grp), L, -1) + 0.01 * randn((len(grp), L, POSE_DIM), gen, dev)
+            ip = prior.mean.expand(len(grp), L, -1) + 0.01 * randn((len(grp), L, POSE_DIM), gens[i], dev)
         else:
             ip = init[idx]
-        with cpu_threads(prior, len(grp) * L):
-            pose_w, root_w, trans_w = fit_windows(prior, tgt, ip, root0[idx], trans0[idx], fit_root, fit_trans,
-                                                  sched, use_prior, gen, mon, w_acc=DENOISE_ACC_WEIGHTS[level])
-        with torch.no_grad():
-            q = axis_angle_to_quat(torch.cat([root_w[..., None, :], pose_w.reshape(len(grp), L, 21, 3)], -2)).double()
-            for gi, s in enumerate(grp):
-                w = torch.as_tensor(blend_weights(L, overlap, s == 0, s + L >= T), device=dev)
-                sl = slice(s, s + L)
-                qq = q[gi]
-                sign = torch.where((qq * acc_q[sl]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
-                acc_q[sl] += w[:, None, None] * sign * qq
-                acc_t[sl] += w[:, None] * trans_w[gi].double()
-                acc_w[sl] += w
+        return fit_windows(prior, target[idx], ip, root0[idx], trans0[idx], fit_root, fit_trans,
+                           sched, use_prior, gens[i], mon, w_acc=DENOISE_ACC_WEIGHTS[level])
+
+    with cpu_threads(prior, max_batch_frames) as threads:
+        fits = threads.map(fit_group, range(len(groups)))
+        for grp, (pose_w, root_w, trans_w) in zip(groups, fits):
+            with torch.no_grad():
+                q = axis_angle_to_quat(torch.cat([root_w[..., None, :], pose_w.reshape(len(grp), L, 21, 3)],
+                                                 -2)).double()
+                for gi, s in enumerate(grp):
+                    w = torch.as_tensor(blend_weights(L, overlap, s == 0, s + L >= T), device=dev)
+                    sl = slice(s, s + L)
+                    qq = q[gi]
+                    sign = torch.where((qq * acc_q[sl]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+                    acc_q[sl] += w[:, None, None] * sign * qq
+                    acc_t[sl] += w[:, None] * trans_w[gi].double()
+                    acc_w[sl] += w
     with torch.no_grad():
         aa = quat_to_axis_angle(acc_q).float()  # (T,22,3)
         root_out = aa[:, 0]

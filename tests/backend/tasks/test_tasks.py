@@ -238,6 +238,42 @@ def test_denoise_long_sequence_bounded_batches(prior: PosePrior, monkeypatch: py
     assert max(seen) <= 2048 and sum(seen) >= T
 
 
+def test_denoise_groups_same_result_on_one_or_two_threads(prior: PosePrior, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Window groups are fitted in parallel on the CPU cores, each with its own generator: the result
+    does not depend on the thread count, and the thread count is restored."""
+    monkeypatch.setitem(tasks.DENOISE_SCHEDULES, 20, (2, 2, 0.2, 0.05))
+    poses = (np.random.default_rng(1).standard_normal((300, 63)) * 0.1).astype(np.float32)
+    saved = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = tasks.denoise(prior, poses, noise_mm=10, max_batch_frames=120, seed=3)["poses"]
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(saved)
+    assert np.array_equal(out[1], out[2])
+
+
+def test_denoise_cancel_in_a_worker_thread(prior: PosePrior) -> None:
+    """A cancel seen by a worker thread stops the whole denoise with TaskCancelled."""
+    poses = np.zeros((600, 63), np.float32)
+    calls = []
+
+    def should_cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 5
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(tasks.TaskCancelled):
+            tasks.denoise(prior, poses, noise_mm=10, max_batch_frames=120, seed=0, should_cancel=should_cancel)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
 def test_canonical_axis_angle_same_rotation_angle_at_most_pi() -> None:
     from scipy.spatial.transform import Rotation
 
