@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 PKG = "bl_ext.user_default.dposer_blender"
@@ -83,7 +84,7 @@ def test_build_validate_install_enable_disable_uninstall(tmp_path: Path) -> None
     # its working directory outside the extension)
     rt = import_module(PKG + ".runtime")
     try:
-        res = rt.call("score", poses=__import__("numpy").zeros((2, 63), "float32"))
+        res = rt.call("score", poses=np.zeros((2, 63), "float32"))
         assert len(res.pose) == 2
     finally:
         rt.close()
