@@ -13,7 +13,7 @@ from importlib import resources
 
 import numpy as np
 
-from .constants import BODY_MASKS, NUM_BODY_JOINTS, NUM_JOINTS, POSE_DIM  # noqa: F401  (re-exported)
+from .constants import NUM_BODY_JOINTS
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import torch
 
 from dposer_core.smpl_model_file import read_smpl_model_file
 from .kinematics import forward_kinematics
-from dposer_core.skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
+from dposer_core.constants import NUM_BODY_JOINTS
+from dposer_core.skeleton import Skeleton, smpl_skeleton
 
 
 @dataclass

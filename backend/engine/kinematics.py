@@ -13,7 +13,8 @@ from functools import lru_cache
 import torch
 
 from .rotations import axis_angle_to_matrix
-from dposer_core.skeleton import NUM_BODY_JOINTS, Skeleton, smpl_skeleton
+from dposer_core.constants import NUM_BODY_JOINTS
+from dposer_core.skeleton import Skeleton, smpl_skeleton
 
 
 def forward_kinematics(

@@ -44,7 +44,8 @@ from backend.engine.regularizer import dposer_loss, truncated_schedule
 from backend.engine.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from backend.tasks import canonical_axis_angle, cpu_threads, score
 from dposer_core.protocol.errors import TaskCancelled
-from dposer_core.skeleton import POSE_DIM, Skeleton, smpl_skeleton
+from dposer_core.constants import POSE_DIM
+from dposer_core.skeleton import Skeleton, smpl_skeleton
 
 from .body import KeypointBody
 from .keypoints import KEYPOINT_WEIGHTS, NUM_KEYPOINTS, TORSO_KEYPOINTS, Keypoints

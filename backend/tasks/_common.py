@@ -244,7 +244,6 @@ class cpu_threads:
             finally:
                 for f in futures:
                     f.cancel()
-        torch.set_num_threads(1)
 
 
 def group_generator(seed: Any, i: int, device: torch.device) -> torch.Generator | None:

@@ -8,7 +8,8 @@ import torch
 
 from backend.engine.kinematics import body_joints, forward_kinematics
 from backend.engine.rotations import axis_angle_to_matrix
-from dposer_core.skeleton import BODY_MASKS, POSE_DIM, Skeleton, body_joint_names, smpl_skeleton
+from dposer_core.constants import BODY_MASKS, POSE_DIM
+from dposer_core.skeleton import Skeleton, body_joint_names, smpl_skeleton
 
 
 def test_skeleton_basics() -> None:
