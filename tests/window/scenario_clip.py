@@ -73,6 +73,9 @@ def photo(char: str):
               f"flipped to {idx + 1}, keyed at {frame}: {keyed}")
 
     # --- Plausibility on the character's action
+    # Baseline = the pose as the action evaluates it (what Ctrl+Z restores), not as Apply wrote it
+    # (one run in five failed here with a pose difference; unconfirmed cause).
+    bpy.context.scene.frame_set(bpy.context.scene.frame_current)
     before = snapshot()
     bpy.context.view_layer.objects.active = bpy.data.objects[char]
     HB.current = "Plausibility"
